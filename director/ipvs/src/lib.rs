@@ -1,0 +1,10 @@
+//! The kernel's IPVS table: what it holds ([`types`]), the one trait through which the director
+//! changes it ([`IpvsBackend`]), and its errors.
+
+mod backend;
+mod error;
+pub mod types;
+
+pub use backend::{IpvsBackend, IpvsOp};
+pub use error::IpvsError;
+pub use types::*;

@@ -1,0 +1,1 @@
+//! The director: owns the kernel IPVS table, leases realservers, serves lbctl.

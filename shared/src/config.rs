@@ -1,0 +1,361 @@
+//! Config loading that reports every problem at once.
+//!
+//! serde stops at the first bad field; an operator fixing a config file wants the whole list, each
+//! with its key path and bad value. So a file is parsed as TOML into a table, and a [`Section`]
+//! reads typed values out of it, collecting every problem (missing keys, wrong types, values that
+//! fail validation, unknown keys) into one [`ConfigError::Invalid`].
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// One bad key: where it is, what it holds, what is wrong and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Key path such as `service[0].vip`.
+    pub key: String,
+    /// The value as written, or empty when the key is missing.
+    pub value: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.value.is_empty() {
+            write!(f, "{}: {}", self.key, self.message)
+        } else {
+            write!(f, "{} = {}: {}", self.key, self.value, self.message)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config file {path} has {} problem(s):\n{}", problems.len(), list(problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads a TOML file and hands its top-level table to `read`, which pulls typed values out of it.
+/// Returns every problem found, or the value `read` built.
+pub fn load<T>(path: &Path, read: impl FnOnce(&Section) -> Option<T>) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(path, &text, read)
+}
+
+/// Like [`load`], for text already in memory; `path` only names it in messages.
+pub fn parse<T>(
+    path: &Path,
+    text: &str,
+    read: impl FnOnce(&Section) -> Option<T>,
+) -> Result<T, ConfigError> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+    let problems = Rc::new(RefCell::new(Vec::new()));
+    let root = Section::new(String::new(), table, problems.clone());
+    let value = read(&root);
+    root.finish();
+    let problems = problems.take();
+    match value {
+        Some(value) if problems.is_empty() => Ok(value),
+        _ => Err(ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        }),
+    }
+}
+
+/// A TOML table being read, with the path that leads to it. Keys that are never read are
+/// reported as unknown when the section is finished (a typo must not be silently ignored).
+pub struct Section {
+    path: String,
+    table: toml::Table,
+    read: RefCell<BTreeSet<String>>,
+    problems: Rc<RefCell<Vec<Problem>>>,
+}
+
+impl Section {
+    fn new(path: String, table: toml::Table, problems: Rc<RefCell<Vec<Problem>>>) -> Self {
+        Section {
+            path,
+            table,
+            read: RefCell::new(BTreeSet::new()),
+            problems,
+        }
+    }
+
+    /// The full path of `key` in this section, e.g. `service[1].port`.
+    pub fn key_path(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    /// Records a problem with `key` of this section.
+    pub fn problem(&self, key: &str, value: &str, message: impl Into<String>) {
+        self.problems.borrow_mut().push(Problem {
+            key: self.key_path(key),
+            value: value.to_owned(),
+            message: message.into(),
+        });
+    }
+
+    fn get(&self, key: &str) -> Option<&toml::Value> {
+        self.read.borrow_mut().insert(key.to_owned());
+        self.table.get(key)
+    }
+
+    /// A string key parsed by `parse`; `None` (with a problem recorded) when missing or bad.
+    pub fn required<T>(
+        &self,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match self.get(key) {
+            None => {
+                self.problem(key, "", "is required");
+                None
+            }
+            Some(value) => self.string_value(key, value, parse),
+        }
+    }
+
+    /// Like [`Section::required`], but a missing key gives `Some(None)`.
+    pub fn optional<T>(
+        &self,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<Option<T>> {
+        match self.get(key) {
+            None => Some(None),
+            Some(value) => self.string_value(key, value, parse).map(Some),
+        }
+    }
+
+    fn string_value<T>(
+        &self,
+        key: &str,
+        value: &toml::Value,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let Some(text) = value.as_str() else {
+            self.problem(
+                key,
+                &value.to_string(),
+                "must be a string (in double quotes)",
+            );
+            return None;
+        };
+        match parse(text) {
+            Ok(v) => Some(v),
+            Err(message) => {
+                self.problem(key, &value.to_string(), message);
+                None
+            }
+        }
+    }
+
+    /// An integer key within `range`; `default` when missing (`None` default means required).
+    pub fn integer<T: TryFrom<i64>>(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<i64>,
+        default: Option<T>,
+    ) -> Option<T> {
+        let Some(value) = self.get(key) else {
+            if default.is_none() {
+                self.problem(key, "", "is required");
+            }
+            return default;
+        };
+        let Some(n) = value.as_integer() else {
+            self.problem(key, &value.to_string(), "must be a whole number");
+            return None;
+        };
+        if !range.contains(&n) {
+            self.problem(
+                key,
+                &value.to_string(),
+                format!("must be between {} and {}", range.start(), range.end()),
+            );
+            return None;
+        }
+        T::try_from(n).ok()
+    }
+
+    /// A boolean key; `default` when missing.
+    pub fn boolean(&self, key: &str, default: bool) -> Option<bool> {
+        match self.get(key) {
+            None => Some(default),
+            Some(toml::Value::Boolean(b)) => Some(*b),
+            Some(other) => {
+                self.problem(key, &other.to_string(), "must be true or false");
+                None
+            }
+        }
+    }
+
+    /// A sub-table such as `[timeouts]`; `None` when absent (or not a table: a problem).
+    pub fn table(&self, key: &str) -> Option<Section> {
+        match self.get(key)? {
+            toml::Value::Table(t) => Some(self.child(self.key_path(key), t.clone())),
+            other => {
+                self.problem(key, &other.to_string(), "must be a table");
+                None
+            }
+        }
+    }
+
+    /// An array of tables such as `[[service]]`; empty when absent.
+    pub fn tables(&self, key: &str) -> Vec<Section> {
+        match self.get(key) {
+            None => Vec::new(),
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| {
+                    let path = format!("{}[{i}]", self.key_path(key));
+                    match item {
+                        toml::Value::Table(t) => Some(self.child(path, t.clone())),
+                        other => {
+                            self.problems.borrow_mut().push(Problem {
+                                key: path,
+                                value: other.to_string(),
+                                message: format!("must be a table: write [[{key}]]"),
+                            });
+                            None
+                        }
+                    }
+                })
+                .collect(),
+            Some(other) => {
+                self.problem(
+                    key,
+                    &other.to_string(),
+                    format!("must be written as [[{key}]] tables"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// A list of strings each parsed by `parse`; empty when absent.
+    pub fn strings<T>(&self, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> Vec<T> {
+        match self.get(key) {
+            None => Vec::new(),
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| self.string_value(&format!("{key}[{i}]"), item, &parse))
+                .collect(),
+            Some(other) => {
+                self.problem(key, &other.to_string(), "must be a list of strings");
+                Vec::new()
+            }
+        }
+    }
+
+    fn child(&self, path: String, table: toml::Table) -> Section {
+        Section::new(path, table, self.problems.clone())
+    }
+
+    /// Reports keys that were never read. Called on every section when its reader is done
+    /// (sub-sections report theirs when dropped).
+    fn finish(&self) {
+        let read = self.read.borrow();
+        for (key, value) in &self.table {
+            if !read.contains(key) {
+                self.problem(
+                    key,
+                    &value.to_string(),
+                    "unknown key: remove it or check its spelling",
+                );
+            }
+        }
+    }
+}
+
+impl Drop for Section {
+    fn drop(&mut self) {
+        // The root is finished explicitly by `parse` before its problems are collected.
+        if !self.path.is_empty() {
+            self.finish();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(text: &str, read: impl FnOnce(&Section) -> Option<()>) -> Vec<String> {
+        match parse(Path::new("test.toml"), text, read) {
+            Ok(()) => Vec::new(),
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            Err(other) => vec![other.to_string()],
+        }
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_key_path() {
+        let found = problems(
+            "port = 70000\nname = 3\ntypo = 1\n[[service]]\nweight = \"x\"\n",
+            |root| {
+                root.integer::<u16>("port", 1..=65535, None);
+                root.required("name", |s| Ok(s.to_owned()));
+                for s in root.tables("service") {
+                    s.integer::<u32>("weight", 0..=65535, Some(1));
+                }
+                Some(())
+            },
+        );
+        assert_eq!(
+            found,
+            vec![
+                "port = 70000: must be between 1 and 65535",
+                "name = 3: must be a string (in double quotes)",
+                "service[0].weight = \"x\": must be a whole number",
+                "typo = 1: unknown key: remove it or check its spelling",
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_the_file() {
+        let err = parse(Path::new("/etc/lb/x.toml"), "a = ", |_| Some(())).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("config file /etc/lb/x.toml is not valid TOML"));
+    }
+}
