@@ -84,7 +84,7 @@ pub trait IpvsBackend: Send + Sync + 'static {
     fn services(&self) -> impl Future<Output = Result<Vec<ServiceEntry>, IpvsError>> + Send;
 
     /// `ipvsadm -L -n` for one service: its destinations with ActiveConn/InActConn.
-    /// ESRCH when the service does not exist.
+    /// Like the kernel's dump, a missing service gives an empty list.
     fn destinations(
         &self,
         service: &ServiceKey,

@@ -3,8 +3,12 @@
 
 mod backend;
 mod error;
+#[cfg(feature = "testing")]
+pub mod memory;
 pub mod types;
 
 pub use backend::{IpvsBackend, IpvsOp};
 pub use error::IpvsError;
+#[cfg(feature = "testing")]
+pub use memory::MemoryIpvs;
 pub use types::*;
