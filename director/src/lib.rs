@@ -1,1 +1,3 @@
-//! The director: owns the kernel IPVS table, leases realservers, serves lbctl.
+//! The director: owns the kernel's IPVS table, leases realservers, serves lbctl.
+
+pub mod config;
