@@ -1,4 +1,5 @@
 //! The real lbctl binary against a running director.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 mod common;
 

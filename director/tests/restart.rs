@@ -1,5 +1,6 @@
 //! Director restarts: never a flush, adoption of what the kernel holds, overrides that survive,
 //! and agents that come back.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 mod common;
 

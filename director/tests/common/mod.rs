@@ -1,6 +1,6 @@
 //! A director started through its library entry point on 127.0.0.1:0 with the in-memory IPVS
 //! table, as the loopback tests use it.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
