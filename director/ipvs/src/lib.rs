@@ -3,8 +3,10 @@
 
 mod backend;
 mod error;
+pub mod netlink;
 pub mod types;
 
 pub use backend::{IpvsBackend, IpvsOp};
 pub use error::IpvsError;
+pub use netlink::NetlinkIpvs;
 pub use types::*;
