@@ -343,11 +343,6 @@ impl IpvsBackend for NetlinkIpvs {
         let replies = self
             .dump(request::list_destinations(service), &what)
             .await?;
-        if replies.is_empty() {
-            // The kernel answers a dump for a missing service with an empty list; ask for the
-            // service itself to tell "no destinations" from "no service" (ESRCH).
-            self.fetch(request::get_service(service), &what).await?;
-        }
         replies
             .iter()
             .map(|reply| request::parse_destination(reply, service.family()))
