@@ -62,14 +62,6 @@ pub fn list_destinations(key: &ServiceKey) -> IpvsMessage {
     )
 }
 
-/// GET_SERVICE for one service (not a dump): ESRCH when it does not exist.
-pub fn get_service(key: &ServiceKey) -> IpvsMessage {
-    IpvsMessage::new(
-        IpvsCmd::GetService,
-        vec![IpvsAttr::Service(service::key_attrs(key))],
-    )
-}
-
 pub fn start_daemon(daemon: &SyncDaemon) -> IpvsMessage {
     IpvsMessage::new(
         IpvsCmd::NewDaemon,
