@@ -76,6 +76,18 @@ pub struct State {
     pub owned: BTreeSet<OwnedService>,
 }
 
+impl State {
+    /// The weight a realserver should have: 0 when drained, else the operator's override, else
+    /// what its agent registered.
+    pub fn effective_weight(&self, name: &str, registered: u32) -> u32 {
+        if self.drained.contains(name) {
+            0
+        } else {
+            self.weights.get(name).copied().unwrap_or(registered)
+        }
+    }
+}
+
 /// The state file of one state directory.
 #[derive(Debug, Clone)]
 pub struct StateFile {
