@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use lb_director::config::{self, DirectorConfig};
+use lb_director::host::{HostSetup, RtnetlinkAddresses, SysctlTree};
 use lb_ipvs::NetlinkIpvs;
 use lb_shared::{shutdown, telemetry, EXIT_CONFIG};
 
@@ -63,6 +64,8 @@ async fn run(config: DirectorConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let ipvs = NetlinkIpvs::connect().await?;
-    lb_director::daemon::run(Arc::new(config), listener, ipvs, shutdown).await?;
+    let addresses = RtnetlinkAddresses::connect().context("opening an rtnetlink socket")?;
+    let host = HostSetup::new(addresses, SysctlTree::default());
+    lb_director::daemon::run(Arc::new(config), listener, ipvs, host, shutdown).await?;
     Ok(())
 }
