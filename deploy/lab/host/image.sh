@@ -110,6 +110,8 @@ install_tools() {
   for src in "${OPENSSH_HELPERS[@]}"; do
     [[ -e $src ]] && copy_into "$root" - "$src"
   done
+  # busybox-static needs none, but a dynamic busybox would otherwise break /init silently.
+  programs+=(/bin/busybox)
   local libs
   libs=$(libraries_of "${programs[@]}")
   mapfile -t libs <<<"$libs"
@@ -198,6 +200,7 @@ base_image() {
   if [[ ! -f $dir/base-$key.cpio ]]; then
     local work root
     mkdir -p "$dir"
+    rm -rf "$dir"/.build.* # left by an interrupted build; we hold the lock
     work=$(mktemp -d "$dir/.build.XXXXXX")
     root=$work/root
     make_skeleton "$root"

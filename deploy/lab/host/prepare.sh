@@ -94,6 +94,7 @@ fetch_kernel() {
   fi
   echo "lab: downloading $pkg"
   mkdir -p "$LAB_CACHE/kernel"
+  rm -rf "$LAB_CACHE"/kernel/.fetch.* # left by an interrupted download; we hold the lock
   tmp=$(mktemp -d "$LAB_CACHE/kernel/.fetch.XXXXXX")
   # apt downloads as the user _apt, who may not reach into the cache: use a directory of its own.
   download=$(mktemp -d)
