@@ -118,7 +118,11 @@ fetch_kernel() {
 # kernel is resolved again even when one is cached (to follow a Debian point release).
 lab_prepare() {
   local refresh=no
-  [[ ${1:-} == --refresh ]] && refresh=yes
+  case ${1:-} in
+    "") ;;
+    --refresh) refresh=yes ;;
+    *) echo "lab: prepare takes only --refresh, not $1" >&2; return 2 ;;
+  esac
   cache_lock
 
   if [[ $refresh == no ]] && lab_is_prepared; then
