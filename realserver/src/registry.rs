@@ -48,16 +48,21 @@ pub enum RegistryError {
     BadAnswer(String),
 }
 
-/// tonic puts the transport's reason in the source chain, not in the message.
+/// tonic puts the transport's reason at the bottom of the source chain, and repeats itself on
+/// the way down: the message and the deepest cause say it all.
 fn describe(status: &Status) -> String {
-    let mut text = status.message().to_owned();
+    let mut deepest = None;
     let mut source = std::error::Error::source(status);
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        deepest = Some(cause.to_string());
         source = cause.source();
     }
-    text
+    match deepest {
+        Some(cause) if !status.message().contains(&cause) => {
+            format!("{}: {cause}", status.message())
+        }
+        _ => status.message().to_owned(),
+    }
 }
 
 #[derive(Clone)]
