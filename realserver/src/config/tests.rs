@@ -251,3 +251,13 @@ fn https_directors_are_accepted() {
     assert!(config.director.is_https());
     assert_eq!(config.director.authority(), "director.example:7700");
 }
+
+#[test]
+fn the_shipped_example_is_valid() {
+    let text = include_str!("../../../deploy/agent.example.toml");
+    let config = parse_as("ignored", text).unwrap();
+    assert_eq!(config.name, "llc5");
+    assert_eq!(config.director.authority(), "129.129.190.53:7700");
+    assert_eq!(config.address.to_string(), "129.129.190.175");
+    assert_eq!(config.weight_of("llc-ssh"), Some(1));
+}
