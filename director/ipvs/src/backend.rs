@@ -84,7 +84,7 @@ pub trait IpvsBackend: Send + Sync + 'static {
     fn services(&self) -> impl Future<Output = Result<Vec<ServiceEntry>, IpvsError>> + Send;
 
     /// `ipvsadm -L -n` for one service: its destinations with ActiveConn/InActConn.
-    /// ESRCH when the service does not exist.
+    /// Like the kernel's dump, a missing service gives an empty list.
     fn destinations(
         &self,
         service: &ServiceKey,
@@ -111,4 +111,42 @@ pub trait IpvsBackend: Send + Sync + 'static {
 
     /// `ipvsadm --stop-daemon`.
     fn stop_daemon(&self, role: SyncRole) -> impl Future<Output = Result<(), IpvsError>> + Send;
+}
+
+/// Shared ownership: a test keeps one handle on the in-memory table while the director uses
+/// another.
+impl<T: IpvsBackend> IpvsBackend for std::sync::Arc<T> {
+    fn info(&self) -> impl Future<Output = Result<Info, IpvsError>> + Send {
+        (**self).info()
+    }
+    fn services(&self) -> impl Future<Output = Result<Vec<ServiceEntry>, IpvsError>> + Send {
+        (**self).services()
+    }
+    fn destinations(
+        &self,
+        service: &ServiceKey,
+    ) -> impl Future<Output = Result<Vec<DestinationEntry>, IpvsError>> + Send {
+        (**self).destinations(service)
+    }
+    fn timeouts(&self) -> impl Future<Output = Result<Timeouts, IpvsError>> + Send {
+        (**self).timeouts()
+    }
+    fn apply(
+        &self,
+        ops: &[IpvsOp],
+    ) -> impl Future<Output = Result<Vec<Result<(), IpvsError>>, IpvsError>> + Send {
+        (**self).apply(ops)
+    }
+    fn daemons(&self) -> impl Future<Output = Result<Vec<SyncDaemon>, IpvsError>> + Send {
+        (**self).daemons()
+    }
+    fn start_daemon(
+        &self,
+        daemon: &SyncDaemon,
+    ) -> impl Future<Output = Result<(), IpvsError>> + Send {
+        (**self).start_daemon(daemon)
+    }
+    fn stop_daemon(&self, role: SyncRole) -> impl Future<Output = Result<(), IpvsError>> + Send {
+        (**self).stop_daemon(role)
+    }
 }

@@ -13,10 +13,19 @@ pub enum IpvsError {
         op: String,
         errno: i32,
     },
+    /// The kernel processed a batch but its answer to this op was dropped (receive buffer
+    /// overrun): the op may or may not have been applied.
+    #[error("{op}: the kernel's answer was lost (netlink receive buffer overrun); read the table to learn the outcome")]
+    Unacknowledged { op: String },
     #[error("netlink socket: {0}")]
     Io(#[from] std::io::Error),
-    #[error("cannot decode the kernel's answer: {0}")]
-    Decode(String),
+    /// The kernel's answer to `request` could not be read.
+    #[error("cannot decode the kernel's answer to {request}: {reason}")]
+    Decode {
+        request: String,
+        #[source]
+        reason: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl IpvsError {
@@ -39,6 +48,8 @@ fn describe(errno: i32) -> String {
         libc::ENOMEM => "out of memory",
         libc::EAFNOSUPPORT => "address family not supported",
         libc::EBUSY => "busy",
+        libc::ERANGE => "out of range (weight below zero, or lower threshold above upper)",
+        libc::ENODEV => "no such network interface",
         _ => return format!("kernel error {}", std::io::Error::from_raw_os_error(errno)),
     };
     format!("{words} (errno {errno})")

@@ -3,8 +3,14 @@
 
 mod backend;
 mod error;
+#[cfg(feature = "testing")]
+pub mod memory;
+pub mod netlink;
 pub mod types;
 
 pub use backend::{IpvsBackend, IpvsOp};
 pub use error::IpvsError;
+#[cfg(feature = "testing")]
+pub use memory::MemoryIpvs;
+pub use netlink::NetlinkIpvs;
 pub use types::*;

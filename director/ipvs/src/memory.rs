@@ -1,0 +1,260 @@
+//! An in-memory IPVS table for tests. It answers like the kernel (6.1 `ip_vs_ctl.c`), errnos
+//! included, so a test that passes against it means the same against the kernel; the contract
+//! suite holds the two together. Never used by the daemons.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use crate::backend::{IpvsBackend, IpvsOp};
+use crate::error::IpvsError;
+use crate::types::*;
+
+/// Schedulers a stock Debian kernel ships as `ip_vs_<name>` modules.
+const SCHEDULERS: &[&str] = &[
+    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
+];
+
+/// The kernel's default timeouts (`ipvsadm -L --timeout` on a fresh boot).
+const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
+    tcp: 900,
+    tcp_fin: 120,
+    udp: 300,
+};
+
+#[derive(Debug, Default)]
+struct Table {
+    services: BTreeMap<ServiceKey, (Service, BTreeMap<DestinationKey, DestinationEntry>)>,
+    timeouts: Option<Timeouts>,
+    daemons: Vec<SyncDaemon>,
+    /// Operations the kernel accepted, for tests that count writes.
+    writes: usize,
+}
+
+/// The in-memory IPVS table.
+#[derive(Debug, Default)]
+pub struct MemoryIpvs {
+    table: Mutex<Table>,
+}
+
+impl MemoryIpvs {
+    pub fn new() -> MemoryIpvs {
+        MemoryIpvs::default()
+    }
+
+    /// How many operations were accepted so far (a reconcile over an unchanged table adds none).
+    pub fn writes(&self) -> usize {
+        self.lock().writes
+    }
+
+    /// Sets a destination's connection counts, as traffic would.
+    pub fn set_connections(
+        &self,
+        service: &ServiceKey,
+        destination: &DestinationKey,
+        active: u32,
+        inactive: u32,
+    ) -> Result<(), IpvsError> {
+        let mut table = self.lock();
+        let entry = table
+            .services
+            .get_mut(service)
+            .and_then(|(_, dests)| dests.get_mut(destination))
+            .ok_or_else(|| kernel(format!("connections of {destination}"), libc::ENOENT))?;
+        entry.active_conns = active;
+        entry.inactive_conns = inactive;
+        Ok(())
+    }
+
+    /// `ipvsadm -C`. Tests only, like the netlink client's flush.
+    pub fn flush(&self) {
+        self.lock().services.clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        // A panic in another test thread must not hide this test's own result.
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn kernel(op: String, errno: i32) -> IpvsError {
+    IpvsError::Kernel { op, errno }
+}
+
+impl Table {
+    fn apply_one(&mut self, op: &IpvsOp) -> Result<(), i32> {
+        match op {
+            IpvsOp::AddService(service) => {
+                validate_service(service)?;
+                if self.services.contains_key(&service.key) {
+                    return Err(libc::EEXIST);
+                }
+                self.services
+                    .insert(service.key, (stored(service), BTreeMap::new()));
+            }
+            IpvsOp::EditService(service) => {
+                let (current, _) = self.services.get_mut(&service.key).ok_or(libc::ESRCH)?;
+                validate_service(service)?;
+                *current = stored(service);
+            }
+            IpvsOp::DeleteService(key) => {
+                self.services.remove(key).ok_or(libc::ESRCH)?;
+            }
+            IpvsOp::AddDestination {
+                service,
+                destination,
+            } => {
+                let (svc, dests) = self.services.get_mut(service).ok_or(libc::ESRCH)?;
+                validate_destination(svc, destination)?;
+                if dests.contains_key(&destination.key()) {
+                    return Err(libc::EEXIST);
+                }
+                dests.insert(
+                    destination.key(),
+                    DestinationEntry {
+                        destination: destination.clone(),
+                        active_conns: 0,
+                        inactive_conns: 0,
+                        persistent_conns: 0,
+                        stats: Stats::default(),
+                    },
+                );
+            }
+            IpvsOp::EditDestination {
+                service,
+                destination,
+            } => {
+                let (svc, dests) = self.services.get_mut(service).ok_or(libc::ESRCH)?;
+                validate_destination(svc, destination)?;
+                let entry = dests.get_mut(&destination.key()).ok_or(libc::ENOENT)?;
+                entry.destination = destination.clone();
+            }
+            IpvsOp::DeleteDestination {
+                service,
+                destination,
+            } => {
+                let (_, dests) = self.services.get_mut(service).ok_or(libc::ESRCH)?;
+                dests.remove(destination).ok_or(libc::ENOENT)?;
+            }
+            IpvsOp::SetTimeouts(new) => {
+                let old = self.timeouts.unwrap_or(DEFAULT_TIMEOUTS);
+                let keep = |new: u32, old: u32| if new == 0 { old } else { new };
+                self.timeouts = Some(Timeouts {
+                    tcp: keep(new.tcp, old.tcp),
+                    tcp_fin: keep(new.tcp_fin, old.tcp_fin),
+                    udp: keep(new.udp, old.udp),
+                });
+            }
+        }
+        self.writes += 1;
+        Ok(())
+    }
+}
+
+/// The kernel keeps flags without its internal HASHED bit.
+fn stored(service: &Service) -> Service {
+    let mut s = service.clone();
+    s.flags.0 &= !ServiceFlags::HASHED;
+    s
+}
+
+fn validate_service(service: &Service) -> Result<(), i32> {
+    if !SCHEDULERS.contains(&service.scheduler.as_str()) {
+        // ip_vs_scheduler_get() found no module ip_vs_<name>.
+        return Err(libc::ENOENT);
+    }
+    if service.key.family() == Family::Inet6 && !(1..=128).contains(&service.netmask) {
+        return Err(libc::EINVAL);
+    }
+    Ok(())
+}
+
+fn validate_destination(service: &Service, destination: &Destination) -> Result<(), i32> {
+    // Mixed address families work only through tunnels.
+    if Family::of(&destination.addr) != service.key.family()
+        && destination.forward != ForwardMethod::Tunnel
+    {
+        return Err(libc::EINVAL);
+    }
+    // The kernel's weight is an i32; a negative one is refused with ERANGE.
+    if destination.weight > i32::MAX as u32 {
+        return Err(libc::ERANGE);
+    }
+    if destination.upper_threshold != 0 && destination.lower_threshold > destination.upper_threshold
+    {
+        return Err(libc::ERANGE);
+    }
+    Ok(())
+}
+
+impl IpvsBackend for MemoryIpvs {
+    async fn info(&self) -> Result<Info, IpvsError> {
+        Ok(Info {
+            version: 0x010201,
+            conn_table_size: 4096,
+        })
+    }
+
+    async fn services(&self) -> Result<Vec<ServiceEntry>, IpvsError> {
+        Ok(self
+            .lock()
+            .services
+            .values()
+            .map(|(service, _)| ServiceEntry {
+                service: service.clone(),
+                stats: Stats::default(),
+            })
+            .collect())
+    }
+
+    async fn destinations(&self, service: &ServiceKey) -> Result<Vec<DestinationEntry>, IpvsError> {
+        // Like the kernel's dump: a missing service gives an empty list, not an error.
+        Ok(self
+            .lock()
+            .services
+            .get(service)
+            .map(|(_, dests)| dests.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn timeouts(&self) -> Result<Timeouts, IpvsError> {
+        Ok(self.lock().timeouts.unwrap_or(DEFAULT_TIMEOUTS))
+    }
+
+    async fn apply(&self, ops: &[IpvsOp]) -> Result<Vec<Result<(), IpvsError>>, IpvsError> {
+        let mut table = self.lock();
+        Ok(ops
+            .iter()
+            .map(|op| {
+                table
+                    .apply_one(op)
+                    .map_err(|errno| kernel(op.to_string(), errno))
+            })
+            .collect())
+    }
+
+    async fn daemons(&self) -> Result<Vec<SyncDaemon>, IpvsError> {
+        Ok(self.lock().daemons.clone())
+    }
+
+    async fn start_daemon(&self, daemon: &SyncDaemon) -> Result<(), IpvsError> {
+        let mut table = self.lock();
+        if table.daemons.iter().any(|d| d.role == daemon.role) {
+            return Err(kernel(
+                format!("start {:?} sync daemon", daemon.role),
+                libc::EEXIST,
+            ));
+        }
+        table.daemons.push(daemon.clone());
+        Ok(())
+    }
+
+    async fn stop_daemon(&self, role: SyncRole) -> Result<(), IpvsError> {
+        let mut table = self.lock();
+        let before = table.daemons.len();
+        table.daemons.retain(|d| d.role != role);
+        if table.daemons.len() == before {
+            return Err(kernel(format!("stop {role:?} sync daemon"), libc::ESRCH));
+        }
+        Ok(())
+    }
+}

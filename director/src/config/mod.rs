@@ -1,0 +1,219 @@
+//! `lb-director --config /etc/lb/director.toml`: parsed and validated completely, every problem
+//! reported at once, before any socket is bound or the kernel is touched.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lb_ipvs::{Destination, ForwardMethod, Service, ServiceKey, Timeouts};
+use lb_shared::config::{self, ConfigError, Section};
+use lb_shared::domain::{self, Forward, Protocol};
+use lb_shared::duration;
+
+pub const DEFAULT_PATH: &str = "/etc/lb/director.toml";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectorConfig {
+    /// gRPC for agents and lbctl.
+    pub listen: SocketAddr,
+    /// Where admin overrides (drain, weight) and known realservers survive restarts.
+    pub state_dir: PathBuf,
+    /// An agent that misses its lease for this long is quiesced.
+    pub lease_ttl: Duration,
+    /// Period of drift repair.
+    pub resync_interval: Duration,
+    /// Like `ipvsadm --set`: 0 leaves a value unchanged.
+    pub timeouts: Timeouts,
+    pub services: Vec<ServiceConfig>,
+}
+
+/// One `[[service]]`: a virtual service this director owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    pub name: String,
+    pub vip: IpAddr,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub scheduler: String,
+    pub forward: Forward,
+    /// The VIP goes on this interface as /32 (/128).
+    pub interface: String,
+    /// Persistence (`ipvsadm -p`), none when absent.
+    pub persistence: Option<Duration>,
+}
+
+impl ServiceConfig {
+    pub fn key(&self) -> ServiceKey {
+        ServiceKey::Addr {
+            protocol: self.protocol,
+            addr: self.vip,
+            port: self.port,
+        }
+    }
+
+    /// The IPVS service this config asks for.
+    pub fn ipvs_service(&self) -> Service {
+        let mut service = Service::new(self.key(), self.scheduler.clone());
+        if let Some(timeout) = self.persistence {
+            service.flags.0 |= lb_ipvs::ServiceFlags::PERSISTENT;
+            service.timeout = u32::try_from(timeout.as_secs()).unwrap_or(u32::MAX);
+        }
+        service
+    }
+
+    /// The IPVS destination of a realserver at `addr` with `weight` in this service. With direct
+    /// routing and tunnels the realserver receives the VIP's own port, so the destination port is
+    /// the service port.
+    pub fn destination(&self, addr: IpAddr, weight: u32) -> Destination {
+        Destination::new(addr, self.port, ForwardMethod::from(self.forward), weight)
+    }
+}
+
+impl DirectorConfig {
+    pub fn load(path: &Path) -> Result<DirectorConfig, ConfigError> {
+        config::load(path, read)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<DirectorConfig, ConfigError> {
+        config::parse(path, text, read)
+    }
+
+    /// What each service asks of the host: its VIP on its interface, and its forward method.
+    pub fn service_vips(&self) -> Vec<crate::host::ServiceVip> {
+        self.services
+            .iter()
+            .map(|s| crate::host::ServiceVip {
+                interface: s.interface.clone(),
+                vip: s.vip,
+                forward: s.forward,
+            })
+            .collect()
+    }
+
+    pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
+        self.services.iter().find(|s| s.name == name)
+    }
+}
+
+fn read(root: &Section) -> Option<DirectorConfig> {
+    let listen = root.optional("listen", |s| {
+        s.parse::<SocketAddr>()
+            .map_err(|_| "is not an address and port: write for example \"0.0.0.0:7700\"".into())
+    });
+    let state_dir = root.optional("state_dir", parse_absolute_path);
+    let lease_ttl = root.optional("lease_ttl", |s| at_least(s, Duration::from_millis(500)));
+    let resync = root.optional("resync_interval", |s| {
+        at_least(s, Duration::from_millis(100))
+    });
+    let timeouts = match root.table("timeouts") {
+        None => Some(Timeouts::default()),
+        Some(t) => {
+            let max = i64::from(i32::MAX);
+            let tcp = t.integer("tcp", 0..=max, Some(0));
+            let tcp_fin = t.integer("tcp_fin", 0..=max, Some(0));
+            let udp = t.integer("udp", 0..=max, Some(0));
+            // No `?` here: it would return from `read` before the other keys are checked.
+            match (tcp, tcp_fin, udp) {
+                (Some(tcp), Some(tcp_fin), Some(udp)) => Some(Timeouts { tcp, tcp_fin, udp }),
+                _ => None,
+            }
+        }
+    };
+    let services: Vec<Option<ServiceConfig>> =
+        root.tables("service").iter().map(read_service).collect();
+    if services.is_empty() {
+        root.problem("service", "", "at least one [[service]] is required");
+    }
+    check_unique(root, &services);
+
+    Some(DirectorConfig {
+        listen: listen?.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 7700))),
+        state_dir: state_dir?.unwrap_or_else(|| PathBuf::from("/var/lib/lb-director")),
+        lease_ttl: lease_ttl?.unwrap_or(Duration::from_secs(6)),
+        resync_interval: resync?.unwrap_or(Duration::from_secs(5)),
+        timeouts: timeouts?,
+        services: services.into_iter().collect::<Option<Vec<_>>>()?,
+    })
+}
+
+fn read_service(s: &Section) -> Option<ServiceConfig> {
+    let name = s.required("name", domain::parse_name);
+    let vip = s.required("vip", domain::parse_unicast);
+    let port = s.integer::<u16>("port", 1..=65535, None);
+    let protocol = s.optional("protocol", str::parse::<Protocol>);
+    let scheduler = s.optional("scheduler", parse_scheduler);
+    let forward = s.optional("forward", str::parse::<Forward>);
+    let interface = s.required("interface", parse_interface);
+    let persistence = s.optional("persistence", |t| at_least(t, Duration::from_secs(1)));
+    Some(ServiceConfig {
+        name: name?,
+        vip: vip?,
+        port: port?,
+        protocol: protocol?.unwrap_or(Protocol::Tcp),
+        scheduler: scheduler?.unwrap_or_else(|| "wlc".to_owned()),
+        forward: forward?.unwrap_or(Forward::Dr),
+        interface: interface?,
+        persistence: persistence?,
+    })
+}
+
+/// Two services with one name, or two on one VIP:port, would fight over the same table entry.
+fn check_unique(root: &Section, services: &[Option<ServiceConfig>]) {
+    let mut names = BTreeMap::new();
+    let mut keys = BTreeMap::new();
+    for (i, service) in services.iter().enumerate() {
+        let Some(service) = service else { continue };
+        if let Some(first) = names.insert(service.name.clone(), i) {
+            root.problem(
+                &format!("service[{i}].name"),
+                &format!("{:?}", service.name),
+                format!("is also the name of service[{first}]: names must be unique"),
+            );
+        }
+        if let Some(first) = keys.insert(service.key(), i) {
+            root.problem(
+                &format!("service[{i}]"),
+                &service.key().to_string(),
+                format!("is the same protocol, vip and port as service[{first}]"),
+            );
+        }
+    }
+}
+
+fn at_least(text: &str, min: Duration) -> Result<Duration, String> {
+    let d = duration::parse(text)?;
+    if d < min {
+        return Err(format!("must be at least {}", duration::format(min)));
+    }
+    Ok(d)
+}
+
+fn parse_absolute_path(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    if !path.is_absolute() {
+        return Err("must be an absolute path".into());
+    }
+    Ok(path)
+}
+
+/// Kernel scheduler names are short lower-case words (IP_VS_SCHEDNAME_MAXLEN is 16 with the NUL).
+/// Whether the module exists only the kernel can say, when the service is added.
+fn parse_scheduler(text: &str) -> Result<String, String> {
+    if text.is_empty()
+        || text.len() > 15
+        || !text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    {
+        return Err("is not a scheduler name: use rr, wrr, lc, wlc, sh, mh, ...".into());
+    }
+    Ok(text.to_owned())
+}
+
+fn parse_interface(text: &str) -> Result<String, String> {
+    crate::host::validate_interface(text).map(|()| text.to_owned())
+}
+
+#[cfg(test)]
+mod tests;

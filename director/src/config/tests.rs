@@ -1,0 +1,123 @@
+use super::*;
+
+const SEED: &str = r#"
+listen = "0.0.0.0:7700"
+state_dir = "/var/lib/lb-director"
+lease_ttl = "6s"
+resync_interval = "5s"
+
+[timeouts]
+tcp = 259200
+tcp_fin = 0
+udp = 0
+
+[[service]]
+name = "llc-ssh"
+vip = "129.129.190.54"
+port = 22
+protocol = "tcp"
+scheduler = "rr"
+forward = "dr"
+interface = "eth0"
+"#;
+
+fn problems(text: &str) -> Vec<String> {
+    match DirectorConfig::parse(Path::new("director.toml"), text) {
+        Ok(_) => vec![],
+        Err(ConfigError::Invalid { problems, .. }) => {
+            problems.iter().map(|p| p.to_string()).collect()
+        }
+        Err(e) => vec![e.to_string()],
+    }
+}
+
+#[test]
+fn the_seed_config_reads_back() {
+    let config = DirectorConfig::parse(Path::new("director.toml"), SEED).unwrap();
+    assert_eq!(config.listen, "0.0.0.0:7700".parse().unwrap());
+    assert_eq!(config.lease_ttl, Duration::from_secs(6));
+    assert_eq!(config.resync_interval, Duration::from_secs(5));
+    assert_eq!(
+        config.timeouts,
+        Timeouts {
+            tcp: 259200,
+            tcp_fin: 0,
+            udp: 0
+        }
+    );
+    let s = &config.services[0];
+    assert_eq!(s.key().to_string(), "TCP 129.129.190.54:22");
+    assert_eq!(s.scheduler, "rr");
+    assert_eq!(s.forward, Forward::Dr);
+    assert_eq!(s.interface, "eth0");
+    let dest = s.destination("129.129.190.175".parse().unwrap(), 1);
+    assert_eq!(dest.forward, ForwardMethod::Route);
+    assert_eq!(dest.port, 22);
+}
+
+#[test]
+fn every_bad_field_is_reported_at_once() {
+    let text = r#"
+listen = "nowhere"
+state_dir = "relative/dir"
+lease_ttl = "6"
+resync_interval = "10ms"
+surprise = true
+[timeouts]
+tcp = -1
+[[service]]
+name = "bad name"
+vip = "129.129.190"
+port = 0
+protocol = "icmp"
+scheduler = "Round Robin"
+forward = "magic"
+interface = "eth0/1"
+"#;
+    assert_eq!(
+        problems(text),
+        vec![
+            "listen = \"nowhere\": is not an address and port: write for example \"0.0.0.0:7700\"",
+            "state_dir = \"relative/dir\": must be an absolute path",
+            "lease_ttl = \"6\": \"6\" has no unit: write for example \"500ms\", \"6s\" or \"2m\"",
+            "resync_interval = \"10ms\": must be at least 100ms",
+            "timeouts.tcp = -1: must be between 0 and 2147483647",
+            "service[0].name = \"bad name\": contains ' ': use letters, digits, '-', '_' and '.' only",
+            "service[0].vip = \"129.129.190\": is not an IP address: write for example \"129.129.190.54\"",
+            "service[0].port = 0: must be between 1 and 65535",
+            "service[0].protocol = \"icmp\": unknown protocol: use tcp, udp or sctp",
+            "service[0].scheduler = \"Round Robin\": is not a scheduler name: use rr, wrr, lc, wlc, sh, mh, ...",
+            "service[0].forward = \"magic\": unknown forward method: use dr, nat or tunnel",
+            "service[0].interface = \"eth0/1\": contains '/', which the kernel refuses",
+            "surprise = true: unknown key: remove it or check its spelling",
+        ]
+    );
+}
+
+#[test]
+fn services_are_required_and_unique() {
+    assert_eq!(
+        problems("listen = \"127.0.0.1:1\""),
+        vec!["service: at least one [[service]] is required"]
+    );
+    let twice = format!("{SEED}\n[[service]]\nname = \"llc-ssh\"\nvip = \"129.129.190.54\"\nport = 22\ninterface = \"eth0\"\n");
+    assert_eq!(
+        problems(&twice),
+        vec![
+            "service[1].name = \"llc-ssh\": is also the name of service[0]: names must be unique",
+            "service[1] = TCP 129.129.190.54:22: is the same protocol, vip and port as service[0]",
+        ]
+    );
+}
+
+#[test]
+fn missing_required_keys_are_named() {
+    assert_eq!(
+        problems("[[service]]\nname = \"x\"\n"),
+        vec![
+            "service[0].vip: is required",
+            "service[0].port: is required",
+            "service[0].interface: is required",
+        ]
+    );
+}
