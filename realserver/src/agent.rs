@@ -262,7 +262,7 @@ impl<R: RuleBackend> Agent<R> {
                     warn!(%error, "director unreachable; retrying with backoff, rules stay in place")
                 }
                 _ => {
-                    error!(%error, "director did not accept the registration; retrying with backoff")
+                    error!(%error, "the director answered with an error; retrying with backoff")
                 }
             }
             self.director_problem = Some(kind);
