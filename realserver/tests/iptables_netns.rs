@@ -12,7 +12,7 @@ use std::time::Duration;
 use lb_realserver::keeper::RuleKeeper;
 use lb_realserver::rules::contract::{self, ssh_rule, Shell, SEED_RULE};
 use lb_realserver::rules::{Ensured, IptablesRules, Removed, RuleBackend};
-use support::netns::{skip_unless_root, wait_until, Netns};
+use support::netns::{skip, skip_unless_root, wait_until, Netns};
 use support::{Call, FakeDirector, Options, VIP};
 
 fn ours(shell: &impl Shell) -> Vec<String> {
@@ -49,7 +49,10 @@ fn legacy_iptables_keeps_the_backend_contract() {
         .unwrap()
         .success()
     {
-        println!("skipped: iptables-legacy does not work on this host");
+        skip(
+            "legacy_iptables_keeps_the_backend_contract",
+            "iptables-legacy does not work on this host",
+        );
         return;
     }
     let shell = ns.shell("iptables-legacy");
