@@ -53,6 +53,8 @@ pub enum AgentState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    #[error(transparent)]
+    Setup(#[from] RegistryError),
     #[error("stopped, but REDIRECT rules may be left in the nat table: {0}")]
     RulesLeft(#[source] RuleError),
     #[error("stopped, but removing the REDIRECT rules did not finish within {0:?}")]
@@ -60,7 +62,8 @@ pub enum AgentError {
 }
 
 /// Runs the agent until `shutdown` is cancelled, then deregisters and removes its rules.
-/// Returns an error only when rules may have been left behind.
+/// Returns an error when the director's TLS cannot be set up (before anything is touched) or
+/// when rules may have been left behind.
 pub async fn run(
     config: AgentConfig,
     rules: impl RuleBackend,
@@ -79,12 +82,13 @@ pub async fn run_with(
 ) -> Result<(), AgentError> {
     let span = info_span!("agent", realserver = %config.name, director = %config.director);
     async move {
+        let registry = Registry::new(&config)?;
         let alive = CancellationToken::new();
         let _watchdog_stops_with_us = alive.clone().drop_guard();
         notify::spawn_watchdog(alive);
         state.send_replace(AgentState::Starting);
         let mut agent = Agent {
-            registry: Registry::new(&config),
+            registry,
             backoff: Backoff::new(config.retry),
             keeper: RuleKeeper::new(rules),
             config,
@@ -243,7 +247,8 @@ impl<R: RuleBackend> Agent<R> {
             ),
             RegistryError::LeaseUnknown { .. }
             | RegistryError::Refused(_)
-            | RegistryError::BadAnswer(_) => (
+            | RegistryError::BadAnswer(_)
+            | RegistryError::Tls { .. } => (
                 error.to_string(),
                 AgentState::Refused {
                     error: error.to_string(),
@@ -257,7 +262,7 @@ impl<R: RuleBackend> Agent<R> {
                     warn!(%error, "director unreachable; retrying with backoff, rules stay in place")
                 }
                 _ => {
-                    error!(%error, "director did not accept the registration; retrying with backoff")
+                    error!(%error, "the director answered with an error; retrying with backoff")
                 }
             }
             self.director_problem = Some(kind);

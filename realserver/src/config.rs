@@ -2,6 +2,7 @@
 //!
 //! ```toml
 //! director = "http://129.129.190.53:7700"
+//! director_ca = "/etc/lb/director-ca.pem" # optional, https only: the one CA to trust
 //! name = "llc5"                      # optional: defaults to the hostname
 //! address = "129.129.190.175"        # this realserver's address (RIP) as the director reaches it
 //! rule_check_interval = "5s"         # optional: how often the REDIRECT rules are checked
@@ -29,6 +30,9 @@ const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentConfig {
     pub director: DirectorUrl,
+    /// For an https director: the CA certificate (PEM) to trust instead of the host's trust
+    /// store, for a director whose certificate comes from a private CA.
+    pub director_ca: Option<DirectorCa>,
     /// The realserver's name at the director, e.g. "llc5".
     pub name: String,
     /// This realserver's address (RIP) as the director reaches it.
@@ -113,6 +117,27 @@ impl std::fmt::Display for DirectorUrl {
     }
 }
 
+/// A CA certificate read from the file `director_ca` names, checked to be PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectorCa {
+    pub path: String,
+    pub pem: String,
+}
+
+impl DirectorCa {
+    pub fn read(path: &str) -> Result<DirectorCa, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot be read: {e}"))?;
+        let pem = String::from_utf8(bytes)
+            .ok()
+            .filter(|text| text.contains("-----BEGIN CERTIFICATE-----"))
+            .ok_or("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")?;
+        Ok(DirectorCa {
+            path: path.to_owned(),
+            pem,
+        })
+    }
+}
+
 impl AgentConfig {
     /// Reads and checks the file; `name` defaults to this host's hostname.
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
@@ -141,6 +166,16 @@ fn system_hostname() -> Result<String, String> {
 
 fn read(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Option<AgentConfig> {
     let director = root.required("director", DirectorUrl::parse);
+    let director_ca = root.optional("director_ca", DirectorCa::read);
+    if let (Some(director), Some(Some(ca))) = (&director, &director_ca) {
+        if !director.is_https() {
+            root.problem(
+                "director_ca",
+                &format!("{:?}", ca.path),
+                "is only used with an https:// director",
+            );
+        }
+    }
     let name = read_name(root, hostname);
     let address = root.required("address", parse_unicast);
     let rule_check_interval = positive_duration(root, "rule_check_interval", 5);
@@ -148,6 +183,7 @@ fn read(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Op
     let services = read_services(root);
     Some(AgentConfig {
         director: director?,
+        director_ca: director_ca?,
         name: name?,
         address: address?,
         services: services?,

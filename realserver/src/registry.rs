@@ -9,7 +9,7 @@ use lb_proto::{
     ServiceWeight,
 };
 use lb_shared::domain::{parse_unicast, Protocol};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 
 use crate::config::AgentConfig;
@@ -46,6 +46,12 @@ pub enum RegistryError {
     Refused(#[source] Status),
     #[error("director's answer is unusable: {0}")]
     BadAnswer(String),
+    #[error("cannot set up TLS for {url}: {source}")]
+    Tls {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
 }
 
 /// tonic puts the transport's reason at the bottom of the source chain, and repeats itself on
@@ -73,14 +79,27 @@ pub(crate) struct Registry {
 impl Registry {
     /// Connects lazily: the first call makes the connection, and later calls make a new one
     /// after it broke, so a director that is down at start is simply retried.
-    pub(crate) fn new(config: &AgentConfig) -> Registry {
-        let channel = Endpoint::from(config.director.uri().clone())
+    pub(crate) fn new(config: &AgentConfig) -> Result<Registry, RegistryError> {
+        let mut endpoint = Endpoint::from(config.director.uri().clone())
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(CALL_TIMEOUT)
-            .connect_lazy();
-        Registry {
-            client: RegistryClient::new(channel),
+            .timeout(CALL_TIMEOUT);
+        if config.director.is_https() {
+            // A configured CA replaces the host's trust store: a private CA vouches for the
+            // director and for nothing else.
+            let tls = match &config.director_ca {
+                Some(ca) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&ca.pem)),
+                None => ClientTlsConfig::new().with_native_roots(),
+            };
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|source| RegistryError::Tls {
+                    url: config.director.to_string(),
+                    source,
+                })?;
         }
+        Ok(Registry {
+            client: RegistryClient::new(endpoint.connect_lazy()),
+        })
     }
 
     pub(crate) async fn register(&self, config: &AgentConfig) -> Result<Lease, RegistryError> {

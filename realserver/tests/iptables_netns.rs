@@ -12,8 +12,8 @@ use std::time::Duration;
 use lb_realserver::keeper::RuleKeeper;
 use lb_realserver::rules::contract::{self, ssh_rule, Shell, SEED_RULE};
 use lb_realserver::rules::{Ensured, IptablesRules, Removed, RuleBackend};
-use support::netns::{skip_unless_root, wait_until, Netns};
-use support::{Call, FakeDirector, VIP};
+use support::netns::{skip, skip_unless_root, wait_until, Netns};
+use support::{Call, FakeDirector, Options, VIP};
 
 fn ours(shell: &impl Shell) -> Vec<String> {
     shell
@@ -49,7 +49,10 @@ fn legacy_iptables_keeps_the_backend_contract() {
         .unwrap()
         .success()
     {
-        println!("skipped: iptables-legacy does not work on this host");
+        skip(
+            "legacy_iptables_keeps_the_backend_contract",
+            "iptables-legacy does not work on this host",
+        );
         return;
     }
     let shell = ns.shell("iptables-legacy");
@@ -157,12 +160,12 @@ fn the_agent_binary_registers_heals_and_cleans_up_on_sigterm() {
     let ns = Netns::new();
     let shell = ns.shell("iptables");
     shell.iptables(SEED_RULE);
-    let director = FakeDirector::start_with(
-        "127.0.0.1:0".parse().unwrap(),
-        Arc::new(shell.clone()),
-        Duration::from_secs(2),
-        Some(ns.name.clone()),
-    );
+    let options = Options {
+        ttl: Duration::from_secs(2),
+        netns: Some(ns.name.clone()),
+        ..Options::default()
+    };
+    let director = FakeDirector::start_with(Arc::new(shell.clone()), options);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("agent.toml");
     std::fs::write(

@@ -261,3 +261,53 @@ fn the_shipped_example_is_valid() {
     assert_eq!(config.address.to_string(), "129.129.190.175");
     assert_eq!(config.weight_of("llc-ssh"), Some(1));
 }
+
+#[test]
+fn director_ca_must_be_a_readable_pem_for_an_https_director() {
+    let dir = std::env::temp_dir().join(format!("lb-agent-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = dir.join("ca.pem");
+    std::fs::write(
+        &pem,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let not_pem = dir.join("ca.der");
+    std::fs::write(&not_pem, [0x30, 0x82]).unwrap();
+    let with_ca = |url: &str, ca: &Path| {
+        seed_with(
+            "director",
+            &format!(
+                "director = \"{url}\"\ndirector_ca = {:?}",
+                ca.display().to_string()
+            ),
+        )
+    };
+
+    let config = parse_as("llc5", &with_ca("https://lb.example:7700", &pem)).unwrap();
+    assert!(config
+        .director_ca
+        .unwrap()
+        .pem
+        .contains("BEGIN CERTIFICATE"));
+
+    let found = problems(&with_ca("http://10.0.0.2:7700", &pem));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].ends_with("is only used with an https:// director"),
+        "{found:?}"
+    );
+
+    let found = problems(&with_ca("https://lb.example:7700", &not_pem));
+    assert!(found[0].contains("holds no PEM certificate"), "{found:?}");
+
+    let found = problems(&with_ca(
+        "https://lb.example:7700",
+        &dir.join("missing.pem"),
+    ));
+    assert!(
+        found[0].contains("cannot be read: No such file"),
+        "{found:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -73,29 +73,49 @@ pub struct FakeDirector {
 
 pub const VIP: &str = "198.18.1.54";
 
+pub struct Options {
+    pub addr: SocketAddr,
+    pub ttl: Duration,
+    /// A network namespace to serve in (its name), instead of the test's own.
+    pub netns: Option<String>,
+    pub tls: Option<tonic::transport::ServerTlsConfig>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            ttl: Duration::from_millis(600),
+            netns: None,
+            tls: None,
+        }
+    }
+}
+
 impl FakeDirector {
     /// Starts on a free loopback port.
     pub fn start(chain: &MemoryRules) -> FakeDirector {
-        Self::start_on(
-            "127.0.0.1:0".parse().unwrap(),
-            chain,
-            Duration::from_millis(600),
-        )
+        Self::start_with(Arc::new(chain.clone()), Options::default())
     }
 
     /// Starts on `addr`, answering leases of `ttl`.
     pub fn start_on(addr: SocketAddr, chain: &MemoryRules, ttl: Duration) -> FakeDirector {
-        Self::start_with(addr, Arc::new(chain.clone()), ttl, None)
+        let options = Options {
+            addr,
+            ttl,
+            ..Options::default()
+        };
+        Self::start_with(Arc::new(chain.clone()), options)
     }
 
-    /// Starts on `addr` inside the network namespace `netns` (or here if `None`); `chain`
-    /// shows the agent's rules when calls arrive.
-    pub fn start_with(
-        addr: SocketAddr,
-        chain: Arc<dyn Shell + Send + Sync>,
-        ttl: Duration,
-        netns: Option<String>,
-    ) -> FakeDirector {
+    /// Starts as `options` say; `chain` shows the agent's rules when calls arrive.
+    pub fn start_with(chain: Arc<dyn Shell + Send + Sync>, options: Options) -> FakeDirector {
+        let Options {
+            addr,
+            ttl,
+            netns,
+            tls,
+        } = options;
         let shared = Arc::new(Shared {
             calls: Mutex::new(Vec::new()),
             behaviour: Mutex::new(Behaviour {
@@ -121,7 +141,11 @@ impl FakeDirector {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let serve = tonic::transport::Server::builder()
+                let mut server = tonic::transport::Server::builder();
+                if let Some(tls) = tls {
+                    server = server.tls_config(tls).unwrap();
+                }
+                let serve = server
                     .add_service(RegistryServer::new(service))
                     .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener));
                 tokio::select! {
@@ -143,6 +167,11 @@ impl FakeDirector {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The https URL by the name in the test certificate.
+    pub fn https_url(&self) -> String {
+        format!("https://localhost:{}", self.addr.port())
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -301,6 +330,7 @@ impl Registry for Service {
 pub fn agent_config(director_url: &str) -> AgentConfig {
     AgentConfig {
         director: DirectorUrl::parse(director_url).unwrap(),
+        director_ca: None,
         name: "llc5".into(),
         address: "10.0.0.11".parse().unwrap(),
         services: vec![ServiceConfig {

@@ -6,6 +6,7 @@
 //! inherits the namespace of the thread that started it.
 
 use std::future::Future;
+use std::io::Write;
 use std::process::{Command, Output};
 
 use lb_realserver::rules::contract::Shell;
@@ -13,21 +14,30 @@ use lb_realserver::rules::contract::Shell;
 /// Root is needed for namespaces and iptables; elsewhere the test says so and passes.
 pub fn skip_unless_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
-        for tool in ["ip", "iptables", "iptables-save"] {
-            let found = Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .output()
-                .is_ok_and(|o| o.status.success());
-            // As root the test must run: a missing tool is a broken machine, not a skip.
-            assert!(
-                found,
-                "{tool} is missing: apt-get install iproute2 iptables"
-            );
-        }
-        false
-    } else {
-        println!("skipped: needs root ({test})");
-        true
+        check_tools();
+        return false;
+    }
+    // Straight to stderr: libtest would swallow print! output of a passing test.
+    let _ = writeln!(std::io::stderr(), "{test}: skipped: needs root");
+    true
+}
+
+/// Says a test is skipped for `reason`, visibly.
+pub fn skip(test: &str, reason: &str) {
+    let _ = writeln!(std::io::stderr(), "{test}: skipped: {reason}");
+}
+
+/// As root the tests must run: a missing tool is a broken machine, not a reason to skip.
+fn check_tools() {
+    for tool in ["ip", "iptables", "iptables-save"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "{tool} is missing: apt-get install iproute2 iptables"
+        );
     }
 }
 
