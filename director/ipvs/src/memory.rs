@@ -14,6 +14,9 @@ const SCHEDULERS: &[&str] = &[
     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
 ];
 
+/// `IP_VS_CONN_F_TUNNEL_TYPE_GUE`.
+const TUNNEL_TYPE_GUE: u8 = 1;
+
 /// The kernel's default timeouts (`ipvsadm -L --timeout` on a fresh boot).
 const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
     tcp: 900,
@@ -179,9 +182,14 @@ fn validate_destination(service: &Service, destination: &Destination) -> Result<
     if destination.weight > i32::MAX as u32 {
         return Err(libc::ERANGE);
     }
-    if destination.upper_threshold != 0 && destination.lower_threshold > destination.upper_threshold
-    {
+    // Checked even when the upper threshold is 0 ("no limit"): ip_vs_add_dest() and
+    // ip_vs_edit_dest() compare the two plainly.
+    if destination.lower_threshold > destination.upper_threshold {
         return Err(libc::ERANGE);
+    }
+    // A GUE tunnel without a port is refused whatever the forwarding method.
+    if destination.tunnel.kind == TUNNEL_TYPE_GUE && destination.tunnel.port == 0 {
+        return Err(libc::EINVAL);
     }
     Ok(())
 }
