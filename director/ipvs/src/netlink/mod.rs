@@ -13,6 +13,10 @@ mod service;
 mod stats;
 mod transport;
 
+#[cfg(test)]
+#[cfg(target_endian = "little")]
+mod tests;
+
 use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
 use tokio::sync::Mutex;
@@ -42,6 +46,15 @@ pub struct NetlinkIpvs {
     /// One socket for every request. The lock keeps one caller's requests and replies
     /// together: answers are matched by sequence number, never interleaved between callers.
     transport: Mutex<Transport>,
+}
+
+/// `message` as a generic netlink message of the IPVS family.
+fn frame(message: IpvsMessage, family_id: u16) -> GenlMessage<IpvsMessage> {
+    let header = GenlHeader {
+        cmd: message.command(),
+        version: message.version(),
+    };
+    GenlMessage::new(header, message, family_id)
 }
 
 /// What went wrong with one request, before it is given the request's name.
@@ -103,11 +116,7 @@ impl NetlinkIpvs {
     }
 
     fn frame(&self, message: IpvsMessage) -> GenlMessage<IpvsMessage> {
-        let header = GenlHeader {
-            cmd: message.command(),
-            version: message.version(),
-        };
-        GenlMessage::new(header, message, self.family_id)
+        frame(message, self.family_id)
     }
 
     /// Sends one request and waits for its ack.
@@ -221,6 +230,23 @@ enum Outcome {
     Lost,
 }
 
+/// Records an ack among the outcomes of the requests numbered `first_seq..`; returns whether
+/// it was one of theirs not seen before. Acks of abandoned earlier requests are ignored.
+fn record_ack(outcomes: &mut [Outcome], first_seq: u32, seq: u32, errno: i32) -> bool {
+    let index = seq.wrapping_sub(first_seq) as usize;
+    match outcomes.get_mut(index) {
+        Some(slot @ Outcome::Pending) => {
+            *slot = if errno == 0 {
+                Outcome::Applied
+            } else {
+                Outcome::Refused(errno)
+            };
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Reads the acks of the requests numbered `first_seq..` (one per entry of `chunk`).
 async fn read_acks(
     transport: &mut Transport,
@@ -228,25 +254,18 @@ async fn read_acks(
     chunk: &mut [Outcome],
 ) -> Result<(), IpvsError> {
     let mut missing = chunk.len();
-    let mut record = |answers: Vec<Answer<GenlMessage<IpvsMessage>>>, missing: &mut usize| {
-        for answer in answers {
-            let Answer::Ack { seq, errno } = answer else {
-                continue;
-            };
-            let index = seq.wrapping_sub(first_seq) as usize;
-            if let Some(slot @ Outcome::Pending) = chunk.get_mut(index) {
-                *slot = if errno == 0 {
-                    Outcome::Applied
-                } else {
-                    Outcome::Refused(errno)
-                };
-                *missing -= 1;
-            }
-        }
+    let record = |answers: Vec<Answer<GenlMessage<IpvsMessage>>>, chunk: &mut [Outcome]| {
+        answers
+            .into_iter()
+            .filter(|answer| match *answer {
+                Answer::Ack { seq, errno } => record_ack(chunk, first_seq, seq, errno),
+                _ => false,
+            })
+            .count()
     };
     while missing > 0 {
         match transport.receive().await {
-            Ok(answers) => record(answers, &mut missing),
+            Ok(answers) => missing -= record(answers, chunk),
             Err(TransportError::Io(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                 // Some acks were dropped. The kernel handled the whole datagram while we sent
                 // it, so whatever survived is queued now: read it, and the rest is lost.
@@ -254,7 +273,7 @@ async fn read_acks(
                     .receive_now()
                     .map_err(|e| failed("read acks", e))?
                 {
-                    record(answers, &mut missing);
+                    missing -= record(answers, chunk);
                 }
                 warn!(
                     lost = missing,

@@ -77,7 +77,7 @@ impl Transport {
         let hexdump = std::env::var("LB_IPVS_HEXDUMP").is_ok_and(|v| v == "1");
         Ok(Transport {
             socket: tokio_socket,
-            // Start away from 0: the kernel uses sequence 0 for notifications.
+            // Start away from 0, which the kernel uses for notifications (we subscribe to none).
             next_seq: 1,
             send_buf: Vec::with_capacity(MAX_SEND_LEN),
             recv_buf: Vec::with_capacity(RECV_BUF_LEN),
@@ -107,15 +107,9 @@ impl Transport {
         T: NetlinkSerializable,
     {
         let seq = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(1).max(1);
-        let mut header = NetlinkHeader::default();
-        header.flags = flags;
-        header.sequence_number = seq;
-        let mut message = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload));
-        message.finalize();
+        self.next_seq = self.next_seq.wrapping_add(1);
         let start = self.send_buf.len();
-        self.send_buf.resize(start + message.buffer_len(), 0);
-        message.serialize(&mut self.send_buf[start..]);
+        encode_message(&mut self.send_buf, flags, seq, payload);
         if self.hexdump {
             debug!(seq, hex = %hex(&self.send_buf[start..]), "netlink send");
         }
@@ -183,21 +177,50 @@ impl Transport {
     where
         T: NetlinkDeserializable,
     {
-        let mut answers = Vec::new();
-        let mut rest = self.recv_buf.as_slice();
-        while !rest.is_empty() {
-            // A datagram longer than our buffer would arrive cut; the cut message then fails
-            // this length check instead of being misread.
-            let len = NetlinkBuffer::new_checked(rest)?.length() as usize;
-            let bytes = &rest[..len];
-            if self.hexdump {
+        let hexdump = self.hexdump;
+        decode_datagram(&self.recv_buf, |bytes| {
+            if hexdump {
                 debug!(hex = %hex(bytes), "netlink receive");
             }
-            answers.push(decode_message(bytes)?);
-            rest = rest.get(align4(len)..).unwrap_or_default();
-        }
-        Ok(answers)
+        })
     }
+}
+
+/// Decodes every netlink message of one datagram; `inspect` sees each message's bytes.
+pub fn decode_datagram<T>(
+    datagram: &[u8],
+    mut inspect: impl FnMut(&[u8]),
+) -> Result<Vec<Answer<T>>, TransportError>
+where
+    T: NetlinkDeserializable,
+{
+    let mut answers = Vec::new();
+    let mut rest = datagram;
+    while !rest.is_empty() {
+        // A datagram longer than our buffer would arrive cut; the cut message then fails
+        // this length check instead of being misread.
+        let len = NetlinkBuffer::new_checked(rest)?.length() as usize;
+        let bytes = &rest[..len];
+        inspect(bytes);
+        answers.push(decode_message(bytes)?);
+        rest = rest.get(align4(len)..).unwrap_or_default();
+    }
+    Ok(answers)
+}
+
+/// Appends `payload` framed as one netlink message (header, payload, padding) to `buf`.
+pub fn encode_message<T>(buf: &mut Vec<u8>, flags: u16, seq: u32, payload: T)
+where
+    T: NetlinkSerializable,
+{
+    let mut header = NetlinkHeader::default();
+    header.flags = flags;
+    header.sequence_number = seq;
+    let mut message = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload));
+    message.finalize();
+    let start = buf.len();
+    buf.resize(start + message.buffer_len(), 0);
+    message.serialize(&mut buf[start..]);
 }
 
 /// Decodes one netlink message (header included).
