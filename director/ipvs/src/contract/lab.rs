@@ -2,7 +2,7 @@
 //! is flushed, the sync daemons stopped and the timeouts put back, so every case starts fresh.
 
 use std::io::{self, Write};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{cases, Failure};
 use crate::backend::{IpvsBackend, IpvsOp};
@@ -45,10 +45,20 @@ pub async fn run(ipvs: &NetlinkIpvs, out: &mut impl Write) -> io::Result<usize> 
     for case in cases::<NetlinkIpvs>() {
         let outcome = match reset(ipvs, fresh).await {
             Err(e) => Err(format!("reset the table before the case: {e}")),
-            Ok(()) => match tokio::time::timeout(CASE_TIMEOUT, (case.run)(ipvs)).await {
-                Err(_) => Err(format!("no result within {CASE_TIMEOUT:?}")),
-                Ok(result) => result.map_err(|f: Failure| f.to_string()),
-            },
+            Ok(()) => {
+                let started = Instant::now();
+                let outcome = tokio::time::timeout(CASE_TIMEOUT, (case.run)(ipvs)).await;
+                writeln!(
+                    out,
+                    "LAB-INFO contract::{} took {} ms",
+                    case.name,
+                    started.elapsed().as_millis()
+                )?;
+                match outcome {
+                    Err(_) => Err(format!("no result within {CASE_TIMEOUT:?}")),
+                    Ok(result) => result.map_err(|f: Failure| f.to_string()),
+                }
+            }
         };
         match outcome {
             Ok(()) => writeln!(out, "LAB-RESULT PASS contract::{}", case.name)?,

@@ -3,6 +3,7 @@
 //! `cargo test` ([`crate::ipvs_contract!`]) and against the real kernel in the lab VM (the
 //! `ipvs-contract` binary, through [`cases`]). Each case takes a fresh, empty table.
 
+pub mod capture;
 mod destinations;
 mod helpers;
 pub mod lab;
