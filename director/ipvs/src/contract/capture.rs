@@ -61,56 +61,15 @@ async fn step(ipvs: &NetlinkIpvs, name: &'static str, op: IpvsOp) -> Result<(), 
     Ok(())
 }
 
-/// The seed's director table (VIP:22 to both realservers, direct routing) and one of every
-/// other request kind.
-pub async fn setup(ipvs: &NetlinkIpvs) -> Result<(), IpvsError> {
-    ipvs.info()
-        .instrument(info_span!("capture", step = "get_info"))
-        .await?;
+/// The ops of [`setup`], each with its step name. The byte-level tests encode these same ops
+/// and compare them with the bytes the kernel accepted.
+pub fn setup_ops() -> Vec<(&'static str, IpvsOp)> {
     let persistent = Service {
         flags: ServiceFlags(ServiceFlags::PERSISTENT),
         timeout: 300,
         netmask: 0xffff_ff00,
         ..Service::new(ssh(), "rr")
     };
-    step(
-        ipvs,
-        "new_service",
-        IpvsOp::AddService(Service::new(ssh(), "rr")),
-    )
-    .await?;
-    step(
-        ipvs,
-        "new_service_exists",
-        IpvsOp::AddService(Service::new(ssh(), "rr")),
-    )
-    .await?;
-    step(ipvs, "set_service", IpvsOp::EditService(persistent)).await?;
-    step(
-        ipvs,
-        "set_service_back",
-        IpvsOp::EditService(Service::new(ssh(), "rr")),
-    )
-    .await?;
-    step(
-        ipvs,
-        "new_service_ipv6",
-        IpvsOp::AddService(Service::new(ipv6_service(), "wlc")),
-    )
-    .await?;
-    step(
-        ipvs,
-        "new_service_fwmark",
-        IpvsOp::AddService(Service::new(fwmark(), "sh")),
-    )
-    .await?;
-    for (name, last_octet) in [("new_dest", 11), ("new_dest_2", 12)] {
-        let op = IpvsOp::AddDestination {
-            service: ssh(),
-            destination: realserver(last_octet),
-        };
-        step(ipvs, name, op).await?;
-    }
     let gue = Destination {
         tunnel: Tunnel {
             kind: 1,
@@ -126,35 +85,92 @@ pub async fn setup(ipvs: &NetlinkIpvs) -> Result<(), IpvsError> {
             3,
         )
     };
-    let op = IpvsOp::AddDestination {
-        service: ipv6_service(),
-        destination: gue.clone(),
+    let add_dest = |service, destination| IpvsOp::AddDestination {
+        service,
+        destination,
     };
-    step(ipvs, "new_dest_ipv6_gue", op).await?;
-    let op = IpvsOp::EditDestination {
-        service: ipv6_service(),
-        destination: Destination { weight: 0, ..gue },
-    };
-    step(ipvs, "set_dest", op).await?;
-    let op = IpvsOp::DeleteDestination {
-        service: ssh(),
-        destination: realserver(13).key(),
-    };
-    step(ipvs, "del_dest_missing", op).await?;
-    let timeouts = Timeouts {
-        tcp: 259200,
-        tcp_fin: 0,
-        udp: 0,
-    };
-    step(ipvs, "set_config", IpvsOp::SetTimeouts(timeouts)).await?;
-    let master = SyncDaemon {
+    vec![
+        ("new_service", IpvsOp::AddService(Service::new(ssh(), "rr"))),
+        (
+            "new_service_exists",
+            IpvsOp::AddService(Service::new(ssh(), "rr")),
+        ),
+        ("set_service", IpvsOp::EditService(persistent)),
+        (
+            "set_service_back",
+            IpvsOp::EditService(Service::new(ssh(), "rr")),
+        ),
+        (
+            "new_service_ipv6",
+            IpvsOp::AddService(Service::new(ipv6_service(), "wlc")),
+        ),
+        (
+            "new_service_fwmark",
+            IpvsOp::AddService(Service::new(fwmark(), "sh")),
+        ),
+        ("new_dest", add_dest(ssh(), realserver(11))),
+        ("new_dest_2", add_dest(ssh(), realserver(12))),
+        ("new_dest_ipv6_gue", add_dest(ipv6_service(), gue.clone())),
+        (
+            "set_dest",
+            IpvsOp::EditDestination {
+                service: ipv6_service(),
+                destination: Destination { weight: 0, ..gue },
+            },
+        ),
+        (
+            "del_dest_missing",
+            IpvsOp::DeleteDestination {
+                service: ssh(),
+                destination: realserver(13).key(),
+            },
+        ),
+        (
+            "set_config",
+            IpvsOp::SetTimeouts(Timeouts {
+                tcp: 259200,
+                tcp_fin: 0,
+                udp: 0,
+            }),
+        ),
+    ]
+}
+
+/// The sync daemon that [`setup`] starts.
+pub fn master_daemon() -> SyncDaemon {
+    SyncDaemon {
         role: SyncRole::Master,
         interface: "eth0".into(),
         sync_id: 1,
-    };
-    ipvs.start_daemon(&master)
+    }
+}
+
+/// The seed's director table (VIP:22 to both realservers, direct routing) and one of every
+/// other request kind.
+pub async fn setup(ipvs: &NetlinkIpvs) -> Result<(), IpvsError> {
+    ipvs.info()
+        .instrument(info_span!("capture", step = "get_info"))
+        .await?;
+    for (name, op) in setup_ops() {
+        step(ipvs, name, op).await?;
+    }
+    ipvs.start_daemon(&master_daemon())
         .instrument(info_span!("capture", step = "new_daemon"))
         .await
+}
+
+/// The ops of [`teardown`] after the daemon stops, each with its step name.
+pub fn teardown_ops() -> Vec<(&'static str, IpvsOp)> {
+    vec![
+        (
+            "del_dest",
+            IpvsOp::DeleteDestination {
+                service: ssh(),
+                destination: realserver(12).key(),
+            },
+        ),
+        ("del_service", IpvsOp::DeleteService(fwmark())),
+    ]
 }
 
 /// Every read: the dumps and the plain GETs.
@@ -182,12 +198,9 @@ pub async fn teardown(ipvs: &NetlinkIpvs) -> Result<(), IpvsError> {
     ipvs.stop_daemon(SyncRole::Master)
         .instrument(info_span!("capture", step = "del_daemon"))
         .await?;
-    let op = IpvsOp::DeleteDestination {
-        service: ssh(),
-        destination: realserver(12).key(),
-    };
-    step(ipvs, "del_dest", op).await?;
-    step(ipvs, "del_service", IpvsOp::DeleteService(fwmark())).await?;
+    for (name, op) in teardown_ops() {
+        step(ipvs, name, op).await?;
+    }
     ipvs.flush()
         .instrument(info_span!("capture", step = "flush"))
         .await
