@@ -69,6 +69,7 @@ macro_rules! ipvs_contract {
             service_ipv6
             service_flags_and_persistence
             service_unknown_scheduler
+            service_scheduler_names
             service_duplicate_add
             service_missing
             destination_forwards

@@ -149,6 +149,22 @@ pub async fn service_ipv6<B: IpvsBackend>(ipvs: &B) -> Result<(), Failure> {
     services_are(ipvs, "list after refused edit", &[service]).await
 }
 
+/// Scheduler names: "none" is a scheduler of its own (the service schedules nothing); a name
+/// longer than the kernel's 15 bytes is EINVAL, before any module is looked for.
+pub async fn service_scheduler_names<B: IpvsBackend>(ipvs: &B) -> Result<(), Failure> {
+    let none = Service::new(tcp(22), "none");
+    apply_ok(ipvs, &[IpvsOp::AddService(none.clone())]).await?;
+    services_are(
+        ipvs,
+        "list with scheduler none",
+        std::slice::from_ref(&none),
+    )
+    .await?;
+    let long = Service::new(tcp(23), "sixteen-bytes-xx");
+    apply_refused(ipvs, IpvsOp::AddService(long), libc::EINVAL).await?;
+    services_are(ipvs, "list after a too long name", &[none]).await
+}
+
 /// Flags come back as set, without the kernel's internal HASHED bit, with persistence
 /// timeout and netmask.
 pub async fn service_flags_and_persistence<B: IpvsBackend>(ipvs: &B) -> Result<(), Failure> {
@@ -186,13 +202,20 @@ pub async fn service_unknown_scheduler<B: IpvsBackend>(ipvs: &B) -> Result<(), F
     services_are(ipvs, "list after refused edit", &[service]).await
 }
 
-/// Adding a service that exists is EEXIST and leaves it as it was.
+/// Adding a service that exists is EEXIST and leaves it as it was, whatever the new scheduler
+/// (the kernel looks for the service before it looks for the scheduler).
 pub async fn service_duplicate_add<B: IpvsBackend>(ipvs: &B) -> Result<(), Failure> {
     let service = Service::new(tcp(22), "rr");
     apply_ok(ipvs, &[IpvsOp::AddService(service.clone())]).await?;
     apply_refused(
         ipvs,
         IpvsOp::AddService(Service::new(tcp(22), "wrr")),
+        libc::EEXIST,
+    )
+    .await?;
+    apply_refused(
+        ipvs,
+        IpvsOp::AddService(Service::new(tcp(22), "nosuch")),
         libc::EEXIST,
     )
     .await?;

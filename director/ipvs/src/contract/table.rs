@@ -49,7 +49,15 @@ pub async fn timeouts_get_set<B: IpvsBackend>(ipvs: &B) -> Result<(), Failure> {
         tcp_fin: 30,
         udp: 60,
     };
-    same("after --set 0 30 60", &expected, &read().await?)
+    same("after --set 0 30 60", &expected, &read().await?)?;
+    // Above INT_MAX / HZ seconds every kernel refuses (HZ is at least 100), all three kept.
+    let too_long = Timeouts {
+        tcp: 1,
+        tcp_fin: 100_000_000,
+        udp: 1,
+    };
+    apply_refused(ipvs, IpvsOp::SetTimeouts(too_long), libc::EINVAL).await?;
+    same("after a refused --set", &expected, &read().await?)
 }
 
 /// In one batch, the ops the kernel refuses fail alone: the others apply, and every op gets
@@ -178,10 +186,23 @@ pub async fn daemons_start_list_stop<B: IpvsBackend>(ipvs: &B) -> Result<(), Fai
         libc::ESRCH,
         ipvs.stop_daemon(SyncRole::Master).await,
     )?;
-    same("list after stopping master", &vec![backup], &list().await?)?;
+    same(
+        "list after stopping master",
+        &vec![backup.clone()],
+        &list().await?,
+    )?;
     ipvs.stop_daemon(SyncRole::Backup)
         .await
         .map_err(backend("stop backup"))?;
+    let nowhere = SyncDaemon {
+        interface: "nosuch0".into(),
+        ..backup
+    };
+    refused(
+        "start on a missing interface",
+        libc::ENODEV,
+        ipvs.start_daemon(&nowhere).await,
+    )?;
     same(
         "list after stopping both",
         &Vec::<SyncDaemon>::new(),
