@@ -5,6 +5,7 @@
 
 mod acks;
 mod captured;
+mod overrun;
 mod replies;
 mod requests;
 
