@@ -13,6 +13,7 @@ use lb_ipvs::{IpvsBackend, IpvsError, ServiceKey};
 
 use crate::config::{DirectorConfig, ServiceConfig};
 use crate::desired::{desired, retired};
+use crate::host::OwnedVip;
 use crate::plan::plan;
 use crate::registry::{Lease, LeaseState, RealServer, Registry, RegistryError};
 use crate::state::{OwnedService, State, StateError, StateFile};
@@ -91,24 +92,17 @@ impl<I: IpvsBackend> Director<I> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Services owned by the previous configuration (from the state file) that this one lacks.
-    pub fn retired_services(&self) -> Vec<OwnedService> {
-        let inner = self.lock();
-        let retired = retired(&self.config, &inner.state);
-        inner
+    /// The VIPs the previous configuration owned (from the state file): host setup removes
+    /// those the current configuration no longer uses.
+    pub fn previous_vips(&self) -> Vec<OwnedVip> {
+        self.lock()
             .state
             .owned
             .iter()
-            .filter(|o| {
-                o.protocol().is_some_and(|protocol| {
-                    retired.contains(&ServiceKey::Addr {
-                        protocol,
-                        addr: o.vip,
-                        port: o.port,
-                    })
-                })
+            .map(|o| OwnedVip {
+                interface: o.interface.clone(),
+                vip: o.vip,
             })
-            .cloned()
             .collect()
     }
 

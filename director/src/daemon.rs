@@ -17,6 +17,7 @@ use lb_shared::notify;
 use crate::config::DirectorConfig;
 use crate::control::{ControlError, Director};
 use crate::grpc::{AdminService, RegistryService};
+use crate::host::{AddressBackend, HostSetup, OwnedVip};
 
 /// Largest gRPC message accepted: a registration or an admin call is a few hundred bytes.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -34,16 +35,20 @@ pub enum RunError {
 }
 
 /// Runs the director until `shutdown` is cancelled. Start-up order: state file (a corrupt one
-/// stops here, before the kernel is touched), the first reconcile (adopts what the kernel holds,
-/// applies only the difference), then readiness and the gRPC server. Stopping leaves the IPVS table
-/// and the VIPs in place: IPVS keeps forwarding while the director restarts.
-pub async fn run<I: IpvsBackend>(
+/// stops here, before the kernel is touched), host setup (VIPs, sysctls), the first reconcile
+/// (adopts what the kernel holds, applies only the difference), then readiness and the gRPC
+/// server. Stopping leaves the IPVS table and the VIPs in place: IPVS keeps forwarding while the
+/// director restarts.
+pub async fn run<I: IpvsBackend, A: AddressBackend>(
     config: Arc<DirectorConfig>,
     listener: TcpListener,
     ipvs: I,
+    host: HostSetup<A>,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let director = Arc::new(Director::new(config.clone(), ipvs)?);
+    let host = Arc::new(host);
+    set_up_host(&host, &config, &director.previous_vips()).await;
     let first = director.reconcile().await.map_err(RunError::FirstPass)?;
     info!(
         applied = first.applied,
@@ -53,7 +58,8 @@ pub async fn run<I: IpvsBackend>(
     director.save_owned()?;
 
     let resync = tokio::spawn(
-        resync_loop(director.clone(), shutdown.clone()).instrument(tracing::info_span!("resync")),
+        resync_loop(director.clone(), host, shutdown.clone())
+            .instrument(tracing::info_span!("resync")),
     );
     notify::spawn_watchdog(shutdown.clone());
     notify::ready();
@@ -82,8 +88,31 @@ pub async fn run<I: IpvsBackend>(
     Ok(result?)
 }
 
-/// Repairs drift every `resync_interval`, and wakes early when a lease is due to expire.
-async fn resync_loop<I: IpvsBackend>(director: Arc<Director<I>>, shutdown: CancellationToken) {
+/// Puts the VIPs and sysctls in place. A failure (say, a missing interface) is logged loudly and
+/// retried at every resync; it does not stop the director, whose IPVS table keeps the service
+/// up for whatever still works.
+async fn set_up_host<A: AddressBackend>(
+    host: &HostSetup<A>,
+    config: &DirectorConfig,
+    previous: &[OwnedVip],
+) {
+    match host.apply(&config.service_vips(), previous).await {
+        Ok(changes) if changes.is_empty() => {}
+        Ok(changes) => info!(?changes, "host set up"),
+        Err(error) => {
+            tracing::error!(%error, "host setup incomplete; retrying at every resync");
+            notify::status(&format!("degraded: {error}"));
+        }
+    }
+}
+
+/// Repairs drift every `resync_interval` (the IPVS table, the VIPs and the sysctls), and wakes
+/// early when a lease is due to expire.
+async fn resync_loop<I: IpvsBackend, A: AddressBackend>(
+    director: Arc<Director<I>>,
+    host: Arc<HostSetup<A>>,
+    shutdown: CancellationToken,
+) {
     let interval = director.config().resync_interval;
     let mut next_resync = Instant::now() + interval;
     loop {
@@ -95,9 +124,10 @@ async fn resync_loop<I: IpvsBackend>(director: Arc<Director<I>>, shutdown: Cance
             _ = director.leases_changed() => continue,
             _ = tokio::time::sleep_until(wake) => {}
         }
-        director.reconcile_logged().await;
         if Instant::now() >= next_resync {
+            set_up_host(&host, director.config(), &[]).await;
             next_resync = Instant::now() + interval;
         }
+        director.reconcile_logged().await;
     }
 }

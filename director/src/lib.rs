@@ -5,6 +5,7 @@ pub mod control;
 pub mod daemon;
 pub mod desired;
 pub mod grpc;
+pub mod host;
 pub mod lbctl;
 pub mod plan;
 pub mod registry;

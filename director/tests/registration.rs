@@ -1,4 +1,5 @@
 //! Registration, leases and deregistration over loopback gRPC, against the in-memory IPVS table.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 mod common;
 

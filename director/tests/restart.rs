@@ -1,5 +1,6 @@
 //! Director restarts: never a flush, adoption of what the kernel holds, overrides that survive,
 //! and agents that come back.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 mod common;
 
@@ -87,6 +88,22 @@ async fn after_a_reboot_the_table_timeouts_come_back_from_config() {
     assert_eq!(services.len(), 1);
     assert_eq!(services[0].service, Service::new(ssh_key(), "rr"));
     assert_eq!(ipvs.timeouts().await.unwrap().tcp, 259200);
+    // The seed's sysctls: no forwarding for a DR-only director, ICMP redirects on.
+    let sys = dir.path().join("proc-sys/net/ipv4");
+    let read = |f: &str| {
+        std::fs::read_to_string(sys.join(f))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(read("ip_forward"), "0");
+    for iface in ["all", "default", "eth0"] {
+        assert_eq!(
+            read(&format!("conf/{iface}/send_redirects")),
+            "1",
+            "{iface}"
+        );
+    }
     director.stop().await.unwrap();
 }
 

@@ -84,7 +84,7 @@ boot_scenario() {
       break
     fi
     show_new_lines "$log"
-    sleep 1
+    sleep 0.5
   done
   wait "$vm_pid" 2>/dev/null || true
   vm_pid=

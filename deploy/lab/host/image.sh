@@ -110,6 +110,8 @@ install_tools() {
   for src in "${OPENSSH_HELPERS[@]}"; do
     [[ -e $src ]] && copy_into "$root" - "$src"
   done
+  # busybox-static needs none, but a dynamic busybox would otherwise break /init silently.
+  programs+=(/bin/busybox)
   local libs
   libs=$(libraries_of "${programs[@]}")
   mapfile -t libs <<<"$libs"
@@ -198,6 +200,7 @@ base_image() {
   if [[ ! -f $dir/base-$key.cpio ]]; then
     local work root
     mkdir -p "$dir"
+    rm -rf "$dir"/.build.* # left by an interrupted build; we hold the lock
     work=$(mktemp -d "$dir/.build.XXXXXX")
     root=$work/root
     make_skeleton "$root"
@@ -219,7 +222,7 @@ base_image() {
 # install_overlay ROOT BASE_FILES BIN...: in-VM scripts, scenarios, binaries and the libraries
 # of the binaries that the base lacks.
 install_overlay() {
-  local root=$1 base_files=$2 bin lib
+  local root=$1 base_files=$2 bin lib lib_in_image
   shift 2
   mkdir -p "$root/lab" "$root/opt/lb/bin" "$root/opt/lb/scenarios"
   copy_into "$root" /init "$LAB_DIR/vm/init"
@@ -231,9 +234,11 @@ install_overlay() {
     copy_into "$root" "/opt/lb/bin/$(basename "$bin")" "$bin"
     chmod 755 "$root/opt/lb/bin/$(basename "$bin")"
   done
+  # At their merged-/usr paths: an overlay directory /lib would replace the base's link.
   libraries_of "$@" | while read -r lib; do
-    if ! grep -qxF "$(image_path "$lib")" "$base_files"; then
-      copy_into "$root" - "$lib"
+    lib_in_image=$(image_path "$lib")
+    if ! grep -qxF "$lib_in_image" "$base_files"; then
+      copy_into "$root" "$lib_in_image" "$lib"
     fi
   done
 }

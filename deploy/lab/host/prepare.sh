@@ -94,6 +94,7 @@ fetch_kernel() {
   fi
   echo "lab: downloading $pkg"
   mkdir -p "$LAB_CACHE/kernel"
+  rm -rf "$LAB_CACHE"/kernel/.fetch.* # left by an interrupted download; we hold the lock
   tmp=$(mktemp -d "$LAB_CACHE/kernel/.fetch.XXXXXX")
   # apt downloads as the user _apt, who may not reach into the cache: use a directory of its own.
   download=$(mktemp -d)
@@ -117,7 +118,11 @@ fetch_kernel() {
 # kernel is resolved again even when one is cached (to follow a Debian point release).
 lab_prepare() {
   local refresh=no
-  [[ ${1:-} == --refresh ]] && refresh=yes
+  case ${1:-} in
+    "") ;;
+    --refresh) refresh=yes ;;
+    *) echo "lab: prepare takes only --refresh, not $1" >&2; return 2 ;;
+  esac
   cache_lock
 
   if [[ $refresh == no ]] && lab_is_prepared; then

@@ -18,9 +18,12 @@ export VIP DIP RIP5 RIP6 CLIENT LAB_HOSTS LAB_SCENARIO_DIR
 LAB_RUN=/run/lab
 mkdir -p "$LAB_RUN" /var/log/lab
 
-# busybox sh runs its own ip applet, which has no netns, even when /sbin/ip comes first in
-# PATH. Commands started through in_ns find the real one on their own.
-ip() { /sbin/ip "$@"; }
+# busybox sh runs its own applet for any name it has one for, whatever PATH says; its ip
+# has no netns. These names reach the real tools (commands started through in_ns find them
+# on their own).
+ip() { /usr/sbin/ip "$@"; }
+modprobe() { /usr/sbin/modprobe "$@"; }
+rmmod() { /usr/sbin/rmmod "$@"; }
 
 # The host counts the console lines; the file lets /init tell a scenario that reported its
 # failure from one that died without saying why.

@@ -79,6 +79,18 @@ impl DirectorConfig {
         config::parse(path, text, read)
     }
 
+    /// What each service asks of the host: its VIP on its interface, and its forward method.
+    pub fn service_vips(&self) -> Vec<crate::host::ServiceVip> {
+        self.services
+            .iter()
+            .map(|s| crate::host::ServiceVip {
+                interface: s.interface.clone(),
+                vip: s.vip,
+                forward: s.forward,
+            })
+            .collect()
+    }
+
     pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
         self.services.iter().find(|s| s.name == name)
     }
@@ -199,16 +211,8 @@ fn parse_scheduler(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
-/// Linux interface names: 1 to 15 bytes, no '/', no whitespace (IFNAMSIZ is 16 with the NUL).
 fn parse_interface(text: &str) -> Result<String, String> {
-    if text.is_empty()
-        || text.len() > 15
-        || text.contains('/')
-        || text.contains(char::is_whitespace)
-    {
-        return Err("is not an interface name: write for example \"eth0\"".into());
-    }
-    Ok(text.to_owned())
+    crate::host::validate_interface(text).map(|()| text.to_owned())
 }
 
 #[cfg(test)]

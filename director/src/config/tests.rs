@@ -88,7 +88,7 @@ interface = "eth0/1"
             "service[0].protocol = \"icmp\": unknown protocol: use tcp, udp or sctp",
             "service[0].scheduler = \"Round Robin\": is not a scheduler name: use rr, wrr, lc, wlc, sh, mh, ...",
             "service[0].forward = \"magic\": unknown forward method: use dr, nat or tunnel",
-            "service[0].interface = \"eth0/1\": is not an interface name: write for example \"eth0\"",
+            "service[0].interface = \"eth0/1\": contains '/', which the kernel refuses",
             "surprise = true: unknown key: remove it or check its spelling",
         ]
     );

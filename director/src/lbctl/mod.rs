@@ -63,12 +63,8 @@ pub enum Command {
 pub enum LbctlError {
     #[error("{0:?} is not a director URL: write for example http://10.0.0.2:7700")]
     BadUrl(String),
-    #[error("cannot reach the director at {url}: {source}")]
-    Unreachable {
-        url: String,
-        #[source]
-        source: tonic::transport::Error,
-    },
+    #[error("cannot reach the director at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
     #[error("{}", .0.message())]
     Refused(#[from] tonic::Status),
     #[error("timed out after {} waiting for {name} to drain ({active} active connection(s) left)", duration::format(*.after))]
@@ -89,10 +85,29 @@ async fn connect(url: &str) -> Result<Channel, LbctlError> {
     endpoint
         .connect()
         .await
-        .map_err(|source| LbctlError::Unreachable {
+        .map_err(|e| LbctlError::Unreachable {
             url: url.to_owned(),
-            source,
+            reason: causes(&e),
         })
+}
+
+/// An error with its causes ("transport error: tcp connect error: Connection refused"): tonic's
+/// own message alone does not tell the operator what went wrong.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    let mut last = text.clone();
+    while let Some(cause) = source {
+        let words = cause.to_string();
+        // tonic wraps some causes twice with the same words.
+        if words != last {
+            text.push_str(": ");
+            text.push_str(&words);
+        }
+        source = cause.source();
+        last = words;
+    }
+    text
 }
 
 /// Runs one lbctl command, writing what the operator reads to `out`.

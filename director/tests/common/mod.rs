@@ -1,6 +1,6 @@
 //! A director started through its library entry point on 127.0.0.1:0 with the in-memory IPVS
 //! table, as the loopback tests use it.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use lb_director::config::DirectorConfig;
 use lb_director::daemon::{self, RunError};
+use lb_director::host::{HostSetup, MemoryAddresses, SysctlTree};
 use lb_ipvs::{DestinationEntry, IpvsBackend, MemoryIpvs, ServiceKey};
 use lb_proto as pb;
 use lb_shared::domain::Protocol;
@@ -67,10 +68,16 @@ impl TestDirector {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
+        let sysctl_root = fake_proc_sys(state_dir);
+        let host = HostSetup::new(
+            MemoryAddresses::with_interfaces(&["eth0"]),
+            SysctlTree::new(sysctl_root),
+        );
         let task = tokio::spawn(daemon::run(
             Arc::new(config),
             listener,
             ipvs.clone(),
+            host,
             shutdown.clone(),
         ));
         TestDirector {
@@ -138,6 +145,25 @@ impl TestDirector {
             self.table().await
         );
     }
+}
+
+/// A /proc/sys with the values a fresh host has before the seed's script ran.
+pub fn fake_proc_sys(dir: &Path) -> PathBuf {
+    let root = dir.join("proc-sys");
+    let ipv4 = root.join("net/ipv4");
+    for (file, value) in [
+        ("ip_forward", "1"),
+        ("conf/all/send_redirects", "0"),
+        ("conf/default/send_redirects", "0"),
+        ("conf/eth0/send_redirects", "0"),
+    ] {
+        let path = ipv4.join(file);
+        if !path.exists() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, format!("{value}\n")).unwrap();
+        }
+    }
+    root
 }
 
 pub fn register_request(name: &str, address: &str, weight: u32) -> pb::RegisterRequest {

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh Debian 12 machine of this kind, as root:
+# formatting, lints, unit / component / loopback gRPC tests, network-namespace tests (iptables,
+# rtnetlink), the systemd unit check, and the real-kernel VM lab (IPVS contract suite, director,
+# end-to-end LVS-DR with real OpenSSH). Installs what it lacks with apt-get. Exit 0 only if all
+# of it passed.
+#
+#   deploy/test.sh            everything
+#   deploy/test.sh --no-lab   everything but the VM lab (quicker, for iteration)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+lab=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-lab) lab=0 ;;
+    *) echo "usage: deploy/test.sh [--no-lab]" >&2; exit 2 ;;
+  esac
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deploy/test.sh: run as root: the namespace tests and the VM lab need it" >&2
+  exit 1
+fi
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "host packages"
+missing=()
+for pair in ip:iproute2 iptables:iptables systemd-analyze:systemd nsenter:util-linux sysctl:procps; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked --all-features -- -D warnings
+
+step "cargo test (unit, component, loopback gRPC, network namespaces as root)"
+cargo test --workspace --locked --all-features
+
+step "systemd units"
+deploy/systemd/verify.sh
+
+if [ "$lab" -eq 1 ]; then
+  step "release binaries for the lab"
+  cargo build --release --locked --workspace --bins
+  cargo build --release --locked -p lb-ipvs --features testing --bin ipvs-contract
+  target=${CARGO_TARGET_DIR:-target}/release
+  step "VM lab (real kernel): $(ls deploy/lab/scenarios/*.sh | xargs -n1 basename | sed 's/\.sh$//' | tr '\n' ' ')"
+  deploy/lab/lab.sh run \
+    --bin "$target/lb-director" --bin "$target/lb-agent" --bin "$target/lbctl" \
+    --bin "$target/ipvs-contract" \
+    $(ls deploy/lab/scenarios/*.sh | xargs -n1 basename | sed 's/\.sh$//')
+fi
+
+step "all tests passed"

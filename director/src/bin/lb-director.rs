@@ -1,0 +1,71 @@
+//! lb-director: parses arguments and config, then runs `lb_director::daemon::run` over the
+//! kernel's IPVS table. There is no other backend to choose: the daemon always drives the kernel.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+
+use lb_director::config::{self, DirectorConfig};
+use lb_director::host::{HostSetup, RtnetlinkAddresses, SysctlTree};
+use lb_ipvs::NetlinkIpvs;
+use lb_shared::{shutdown, telemetry, EXIT_CONFIG};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lb-director",
+    version,
+    about = "Owns the kernel IPVS table of an LVS director"
+)]
+struct Args {
+    /// Configuration file.
+    #[arg(long, default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// Check the configuration and exit (0 when valid, 64 when not).
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    telemetry::init();
+    let config = match DirectorConfig::load(&args.config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("lb-director: {error}");
+            return ExitCode::from(EXIT_CONFIG as u8);
+        }
+    };
+    if args.check {
+        println!("{}: configuration is valid", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("lb-director: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: DirectorConfig) -> anyhow::Result<()> {
+    let shutdown = shutdown::on_signals().context("installing signal handlers")?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let ipvs = NetlinkIpvs::connect().await?;
+    let addresses = RtnetlinkAddresses::connect().context("opening an rtnetlink socket")?;
+    let host = HostSetup::new(addresses, SysctlTree::default());
+    lb_director::daemon::run(Arc::new(config), listener, ipvs, host, shutdown).await?;
+    Ok(())
+}

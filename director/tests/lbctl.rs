@@ -1,0 +1,225 @@
+//! The real lbctl binary against a running director.
+#![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
+
+mod common;
+
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use lb_ipvs::MemoryIpvs;
+
+async fn lbctl(director: &str, args: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lbctl"));
+    cmd.env_remove("LBCTL_DIRECTOR")
+        .arg("--director")
+        .arg(director)
+        .args(args);
+    cmd.output().await.unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn status_shows_the_table_in_ipvsadm_words_and_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let director = TestDirector::start(Arc::new(MemoryIpvs::new()), dir.path(), "6s").await;
+    let mut registry = director.registry().await;
+    join(&mut registry, "llc5", "10.0.0.11", 1).await;
+    join(&mut registry, "llc6", "10.0.0.12", 1).await;
+    let key = director.table().await[0].destination.key();
+    director
+        .ipvs
+        .set_connections(&ssh_key(), &key, 2, 1)
+        .unwrap();
+
+    let out = lbctl(&director.url(), &["drain", "llc6"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "llc6 drained: weight 0, established sessions continue\n"
+    );
+
+    let out = lbctl(&director.url(), &["status"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[2], "TCP  10.0.0.100:22 rr llc-ssh");
+    let words = |line: &str| {
+        line.split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        words(lines[3]),
+        [
+            "->",
+            "10.0.0.11:22",
+            "llc5",
+            "Route",
+            "1",
+            "2",
+            "1",
+            "alive",
+            "-"
+        ]
+    );
+    assert_eq!(
+        words(lines[4]),
+        [
+            "->",
+            "10.0.0.12:22",
+            "llc6",
+            "Route",
+            "0",
+            "0",
+            "0",
+            "alive",
+            "drained"
+        ]
+    );
+
+    let out = lbctl(&director.url(), &["status", "--json"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let service = &json["services"][0];
+    assert_eq!(service["vip"], "10.0.0.100");
+    assert_eq!(service["port"], 22);
+    assert_eq!(service["protocol"], "tcp");
+    assert_eq!(service["scheduler"], "rr");
+    let llc5 = &service["realservers"][0];
+    assert_eq!(llc5["name"], "llc5");
+    assert_eq!(llc5["weight"], 1);
+    assert_eq!(llc5["active_conn"], 2);
+    assert_eq!(llc5["inact_conn"], 1);
+    assert_eq!(llc5["lease"], "alive");
+    assert_eq!(service["realservers"][1]["drained"], true);
+    director.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn weight_and_undrain_change_the_kernel_weight() {
+    let dir = tempfile::tempdir().unwrap();
+    let director = TestDirector::start(Arc::new(MemoryIpvs::new()), dir.path(), "6s").await;
+    let mut registry = director.registry().await;
+    join(&mut registry, "llc5", "10.0.0.11", 1).await;
+
+    let out = lbctl(&director.url(), &["weight", "llc5", "4"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(director.weight("10.0.0.11").await, Some(4));
+    assert!(lbctl(&director.url(), &["drain", "llc5"])
+        .await
+        .status
+        .success());
+    assert_eq!(director.weight("10.0.0.11").await, Some(0));
+    let out = lbctl(&director.url(), &["undrain", "llc5"]).await;
+    assert_eq!(stdout(&out), "llc5 undrained\n");
+    assert_eq!(
+        director.weight("10.0.0.11").await,
+        Some(4),
+        "the override outlives the drain"
+    );
+    director.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn drain_wait_returns_once_active_connections_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let director = TestDirector::start(Arc::new(MemoryIpvs::new()), dir.path(), "6s").await;
+    let mut registry = director.registry().await;
+    join(&mut registry, "llc5", "10.0.0.11", 1).await;
+    let key = director.table().await[0].destination.key();
+    director
+        .ipvs
+        .set_connections(&ssh_key(), &key, 1, 0)
+        .unwrap();
+
+    let url = director.url();
+    let waiter = tokio::spawn(async move { lbctl(&url, &["drain", "llc5", "--wait"]).await });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!waiter.is_finished(), "returned while a session was open");
+    director
+        .ipvs
+        .set_connections(&ssh_key(), &key, 0, 1)
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("drain --wait did not return after the session ended")
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("llc5: ActiveConn 1 InActConn 0"), "{text}");
+    assert!(
+        text.ends_with("llc5 is drained: no active connections\n"),
+        "{text}"
+    );
+
+    director
+        .ipvs
+        .set_connections(&ssh_key(), &key, 3, 0)
+        .unwrap();
+    let out = lbctl(
+        &director.url(),
+        &["drain", "llc5", "--wait", "--timeout", "1s"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("timed out after 1s waiting for llc5 to drain (3 active"),
+        "{}",
+        stderr(&out)
+    );
+    director.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn mistakes_fail_with_a_clear_message_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let director = TestDirector::start(Arc::new(MemoryIpvs::new()), dir.path(), "6s").await;
+    let mut registry = director.registry().await;
+    join(&mut registry, "llc5", "10.0.0.11", 1).await;
+    let before = director.table().await;
+
+    let out = lbctl(&director.url(), &["drain", "nosuchhost"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "lbctl: no realserver named nosuchhost\n");
+
+    let out = lbctl(&director.url(), &["weight", "llc5", "-1"]).await;
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(stderr(&out).contains("weight"), "{}", stderr(&out));
+    let out = lbctl(&director.url(), &["weight", "llc5", "65536"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(director.table().await, before);
+
+    // Nothing listens on port 1 of loopback.
+    let out = lbctl("http://127.0.0.1:1", &["status"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).starts_with("lbctl: cannot reach the director at http://127.0.0.1:1"),
+        "{}",
+        stderr(&out)
+    );
+    director.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_director_is_found_through_lbctl_director_when_no_flag_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let director = TestDirector::start(Arc::new(MemoryIpvs::new()), dir.path(), "6s").await;
+    let _ = director.channel().await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lbctl"))
+        .env("LBCTL_DIRECTOR", director.url())
+        .args(["status", "--json"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    director.stop().await.unwrap();
+}

@@ -1,0 +1,221 @@
+//! The agent's configuration, `lb-agent --config /etc/lb/agent.toml`:
+//!
+//! ```toml
+//! director = "http://129.129.190.53:7700"
+//! name = "llc5"                      # optional: defaults to the hostname
+//! address = "129.129.190.175"        # this realserver's address (RIP) as the director reaches it
+//! rule_check_interval = "5s"         # optional: how often the REDIRECT rules are checked
+//! deregister_timeout = "3s"          # optional: how long a stop waits for the director
+//! [[service]]
+//! name = "llc-ssh"                   # joins the director's service of that name
+//! weight = 1                         # optional: 0..=65535, default 1
+//! ```
+//!
+//! Every key is checked before anything is touched, and every problem is reported at once.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use lb_shared::config::{self, Section};
+pub use lb_shared::config::{ConfigError, Problem};
+use lb_shared::domain::{parse_name, parse_unicast, MAX_WEIGHT};
+use lb_shared::duration;
+use tonic::transport::Uri;
+
+/// Where the hostname comes from when `name` is not set.
+const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    pub director: DirectorUrl,
+    /// The realserver's name at the director, e.g. "llc5".
+    pub name: String,
+    /// This realserver's address (RIP) as the director reaches it.
+    pub address: IpAddr,
+    /// The director's services this realserver serves; never empty, names unique.
+    pub services: Vec<ServiceConfig>,
+    /// How often the REDIRECT rules are checked and put back if someone deleted them.
+    pub rule_check_interval: Duration,
+    /// How long a stop waits for the director to take the deregistration.
+    pub deregister_timeout: Duration,
+    /// Pacing of retries while the director is unreachable or refuses; not in the file (the
+    /// defaults suit every deployment), but tests shorten it.
+    pub retry: RetryPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// The director's service name, e.g. "llc-ssh".
+    pub name: String,
+    /// 0..=65535; 0 joins the service quiesced.
+    pub weight: u32,
+}
+
+/// Exponential backoff bounds: the first retry waits about `initial`, each next one twice as
+/// long, never more than `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            initial: Duration::from_millis(250),
+            max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The director's gRPC address, checked to be an `http://` or `https://` URL with a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectorUrl {
+    uri: Uri,
+}
+
+impl DirectorUrl {
+    pub fn parse(text: &str) -> Result<DirectorUrl, String> {
+        let uri: Uri = text.parse().map_err(|e| {
+            format!("is not a URL ({e}): write for example \"http://129.129.190.53:7700\"")
+        })?;
+        match uri.scheme_str() {
+            Some("http" | "https") => {}
+            _ => return Err("must start with http:// or https://".into()),
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err("has no host: write for example \"http://129.129.190.53:7700\"".into());
+        }
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return Err("must not have a path: the director serves gRPC at its root".into());
+        }
+        Ok(DirectorUrl { uri })
+    }
+
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// `host:port` (or just `host` if the URL names no port), as an operator reads it in a status.
+    pub fn authority(&self) -> &str {
+        self.uri.authority().map_or("", |a| a.as_str())
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.uri.scheme_str() == Some("https")
+    }
+}
+
+impl std::fmt::Display for DirectorUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.uri)
+    }
+}
+
+impl AgentConfig {
+    /// Reads and checks the file; `name` defaults to this host's hostname.
+    pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+        config::load(path, |root| read(root, system_hostname))
+    }
+
+    /// Like [`AgentConfig::load`], for text already in memory; `path` only names it in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<AgentConfig, ConfigError> {
+        config::parse(path, text, |root| read(root, system_hostname))
+    }
+
+    /// The weight this realserver asks for in `service`, if it serves it.
+    pub fn weight_of(&self, service: &str) -> Option<u32> {
+        self.services
+            .iter()
+            .find(|s| s.name == service)
+            .map(|s| s.weight)
+    }
+}
+
+fn system_hostname() -> Result<String, String> {
+    std::fs::read_to_string(HOSTNAME_FILE)
+        .map(|text| text.trim().to_owned())
+        .map_err(|e| format!("cannot read the hostname from {HOSTNAME_FILE}: {e}"))
+}
+
+fn read(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Option<AgentConfig> {
+    let director = root.required("director", DirectorUrl::parse);
+    let name = read_name(root, hostname);
+    let address = root.required("address", parse_unicast);
+    let rule_check_interval = positive_duration(root, "rule_check_interval", 5);
+    let deregister_timeout = positive_duration(root, "deregister_timeout", 3);
+    let services = read_services(root);
+    Some(AgentConfig {
+        director: director?,
+        name: name?,
+        address: address?,
+        services: services?,
+        rule_check_interval: rule_check_interval?,
+        deregister_timeout: deregister_timeout?,
+        retry: RetryPolicy::default(),
+    })
+}
+
+fn read_name(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Option<String> {
+    match root.optional("name", parse_name)? {
+        Some(name) => Some(name),
+        None => match hostname().and_then(|h| {
+            parse_name(&h).map_err(|e| format!("the hostname {h:?} {e}: set name explicitly"))
+        }) {
+            Ok(name) => Some(name),
+            Err(message) => {
+                root.problem("name", "", format!("is not set and {message}"));
+                None
+            }
+        },
+    }
+}
+
+fn positive_duration(root: &Section, key: &str, default_secs: u64) -> Option<Duration> {
+    let parsed = root.optional(key, |text| {
+        let d = duration::parse(text)?;
+        if d.is_zero() {
+            Err("must be longer than 0s".into())
+        } else {
+            Ok(d)
+        }
+    })?;
+    Some(parsed.unwrap_or(Duration::from_secs(default_secs)))
+}
+
+fn read_services(root: &Section) -> Option<Vec<ServiceConfig>> {
+    let sections = root.tables("service");
+    if sections.is_empty() {
+        root.problem(
+            "service",
+            "",
+            "at least one [[service]] is required: name the director's service this realserver serves",
+        );
+        return None;
+    }
+    let mut services = Vec::new();
+    let mut complete = true;
+    for section in &sections {
+        let name = section.required("name", parse_name);
+        let weight = section.integer::<u32>("weight", 0..=i64::from(MAX_WEIGHT), Some(1));
+        if let Some(name) = &name {
+            if services.iter().any(|s: &ServiceConfig| &s.name == name) {
+                section.problem(
+                    "name",
+                    &format!("{name:?}"),
+                    "is listed twice: give each service once",
+                );
+                complete = false;
+            }
+        }
+        match (name, weight) {
+            (Some(name), Some(weight)) => services.push(ServiceConfig { name, weight }),
+            _ => complete = false,
+        }
+    }
+    complete.then_some(services)
+}
+
+#[cfg(test)]
+mod tests;

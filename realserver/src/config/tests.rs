@@ -1,0 +1,263 @@
+use super::*;
+
+const SEED: &str = r#"
+director = "http://129.129.190.53:7700"
+name = "llc5"
+address = "129.129.190.175"
+[[service]]
+name = "llc-ssh"
+weight = 1
+"#;
+
+fn parse_as(hostname: &str, text: &str) -> Result<AgentConfig, ConfigError> {
+    let hostname = hostname.to_owned();
+    config::parse(Path::new("agent.toml"), text, |root| {
+        read(root, || Ok(hostname))
+    })
+}
+
+/// The problems an operator would read, one line each.
+fn problems(text: &str) -> Vec<String> {
+    match parse_as("llc5", text) {
+        Ok(_) => Vec::new(),
+        Err(ConfigError::Invalid { problems, .. }) => {
+            problems.iter().map(ToString::to_string).collect()
+        }
+        Err(other) => vec![other.to_string()],
+    }
+}
+
+/// `SEED` with the line starting with `key =` replaced by `line` (or removed if empty).
+fn seed_with(key: &str, line: &str) -> String {
+    let mut found = false;
+    let text = SEED
+        .lines()
+        .map(|l| {
+            if !found && l.starts_with(&format!("{key} =")) {
+                found = true;
+                line
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(found, "SEED has no {key}");
+    text
+}
+
+#[test]
+fn the_seed_realserver_reads_with_defaults() {
+    let config = parse_as("ignored", SEED).unwrap();
+    assert_eq!(config.director.authority(), "129.129.190.53:7700");
+    assert!(!config.director.is_https());
+    assert_eq!(config.name, "llc5");
+    assert_eq!(config.address, "129.129.190.175".parse::<IpAddr>().unwrap());
+    assert_eq!(
+        config.services,
+        vec![ServiceConfig {
+            name: "llc-ssh".into(),
+            weight: 1
+        }]
+    );
+    assert_eq!(config.weight_of("llc-ssh"), Some(1));
+    assert_eq!(config.weight_of("other"), None);
+    assert_eq!(config.rule_check_interval, Duration::from_secs(5));
+    assert_eq!(config.deregister_timeout, Duration::from_secs(3));
+}
+
+#[test]
+fn optional_keys_are_read() {
+    let text = format!(
+        "{SEED}\n[[service]]\nname = \"llc-x\"\nweight = 0\n[[service]]\nname = \"llc-y\"\n"
+    )
+    .replace(
+        "address =",
+        "rule_check_interval = \"500ms\"\nderegister_timeout = \"1s\"\naddress =",
+    );
+    let config = parse_as("llc5", &text).unwrap();
+    assert_eq!(config.rule_check_interval, Duration::from_millis(500));
+    assert_eq!(config.deregister_timeout, Duration::from_secs(1));
+    assert_eq!(config.weight_of("llc-x"), Some(0));
+    assert_eq!(config.weight_of("llc-y"), Some(1), "weight defaults to 1");
+}
+
+#[test]
+fn name_defaults_to_the_hostname() {
+    let config = parse_as("llc6.psi.ch", &seed_with("name", "")).unwrap();
+    assert_eq!(config.name, "llc6.psi.ch");
+}
+
+#[test]
+fn an_unusable_hostname_asks_for_a_name() {
+    let err = parse_as("bad host", &seed_with("name", "")).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("name: is not set and the hostname \"bad host\" contains ' '"),
+        "{text}"
+    );
+}
+
+#[test]
+fn each_bad_field_is_named_with_its_value() {
+    let cases = [
+        (
+            "director",
+            r#"director = "ftp://10.0.0.2:7700""#,
+            r#"director = "ftp://10.0.0.2:7700": must start with http:// or https://"#,
+        ),
+        (
+            "director",
+            r#"director = "10.0.0.2:7700""#,
+            r#"director = "10.0.0.2:7700": must start with http:// or https://"#,
+        ),
+        (
+            "director",
+            r#"director = "http://10.0.0.2:7700/lb""#,
+            r#"director = "http://10.0.0.2:7700/lb": must not have a path"#,
+        ),
+        (
+            "director",
+            r#"director = "http:// bad""#,
+            r#"director = "http:// bad": is not a URL"#,
+        ),
+        (
+            "director",
+            "director = 7700",
+            "director = 7700: must be a string",
+        ),
+        ("director", "", "director: is required"),
+        (
+            "name",
+            r#"name = "llc 5""#,
+            r#"name = "llc 5": contains ' '"#,
+        ),
+        (
+            "name",
+            r#"name = "-llc5""#,
+            r#"name = "-llc5": must start with a letter or digit"#,
+        ),
+        (
+            "address",
+            r#"address = "129.129.190""#,
+            r#"address = "129.129.190": is not an IP address"#,
+        ),
+        (
+            "address",
+            r#"address = "0.0.0.0""#,
+            r#"address = "0.0.0.0": must be a unicast address"#,
+        ),
+        ("address", "", "address: is required"),
+        (
+            "weight",
+            "weight = 65536",
+            "service[0].weight = 65536: must be between 0 and 65535",
+        ),
+        (
+            "weight",
+            "weight = -1",
+            "service[0].weight = -1: must be between 0 and 65535",
+        ),
+        (
+            "weight",
+            r#"weight = "1""#,
+            r#"service[0].weight = "1": must be a whole number"#,
+        ),
+        (
+            "name = \"llc-ssh\"",
+            r#"name = "llc ssh""#,
+            r#"service[0].name = "llc ssh": contains ' '"#,
+        ),
+    ];
+    for (key, line, expected) in cases {
+        // The service's name line is the second `name =` line: replace it by its full text.
+        let text = if key.starts_with("name = ") {
+            SEED.replace(key, line)
+        } else {
+            seed_with(key, line)
+        };
+        let found = problems(&text);
+        assert_eq!(found.len(), 1, "{line}: {found:?}");
+        assert!(found[0].starts_with(expected), "{line}: got {found:?}");
+    }
+}
+
+#[test]
+fn durations_must_be_positive_durations() {
+    let text = SEED.replace(
+        "address =",
+        "rule_check_interval = \"0s\"\nderegister_timeout = \"3\"\naddress =",
+    );
+    assert_eq!(
+        problems(&text),
+        vec![
+            r#"rule_check_interval = "0s": must be longer than 0s"#.to_string(),
+            r#"deregister_timeout = "3": "3" has no unit: write for example "500ms", "6s" or "2m""#
+                .to_string(),
+        ]
+    );
+}
+
+#[test]
+fn services_are_required_and_unique() {
+    let no_service = "director = \"http://10.0.0.2:7700\"\naddress = \"10.0.0.11\"\n";
+    let found = problems(no_service);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].starts_with("service: at least one [[service]] is required"));
+
+    let twice = format!("{SEED}\n[[service]]\nname = \"llc-ssh\"\nweight = 2\n");
+    assert_eq!(
+        problems(&twice),
+        vec![r#"service[1].name = "llc-ssh": is listed twice: give each service once"#]
+    );
+
+    let missing_name = format!("{SEED}\n[[service]]\nweight = 2\n");
+    assert_eq!(
+        problems(&missing_name),
+        vec!["service[1].name: is required"]
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = r#"
+director = "udp://x"
+name = "a/b"
+address = "::"
+rule_check_intervall = "5s"
+[[service]]
+name = ""
+weight = 70000
+colour = "blue"
+"#;
+    assert_eq!(
+        problems(text),
+        vec![
+            r#"director = "udp://x": must start with http:// or https://"#,
+            r#"name = "a/b": contains '/': use letters, digits, '-', '_' and '.' only"#,
+            r#"address = "::": must be a unicast address"#,
+            r#"service[0].name = "": must not be empty"#,
+            "service[0].weight = 70000: must be between 0 and 65535",
+            r#"service[0].colour = "blue": unknown key: remove it or check its spelling"#,
+            r#"rule_check_intervall = "5s": unknown key: remove it or check its spelling"#,
+        ]
+    );
+}
+
+#[test]
+fn https_directors_are_accepted() {
+    let text = seed_with("director", r#"director = "https://director.example:7700""#);
+    let config = parse_as("llc5", &text).unwrap();
+    assert!(config.director.is_https());
+    assert_eq!(config.director.authority(), "director.example:7700");
+}
+
+#[test]
+fn the_shipped_example_is_valid() {
+    let text = include_str!("../../../deploy/agent.example.toml");
+    let config = parse_as("ignored", text).unwrap();
+    assert_eq!(config.name, "llc5");
+    assert_eq!(config.director.authority(), "129.129.190.53:7700");
+    assert_eq!(config.address.to_string(), "129.129.190.175");
+    assert_eq!(config.weight_of("llc-ssh"), Some(1));
+}

@@ -1,0 +1,119 @@
+//! Keeps the nat table holding the REDIRECT rules the director's answer asks for: installs and
+//! adopts them, replaces the agent's rules that no longer match (a VIP that moved), puts back a
+//! rule someone deleted, and removes them all on the way out.
+//!
+//! Like a reconciler, it compares what is wanted with what is there and acts on the difference,
+//! so running any step twice changes nothing the second time.
+
+use tracing::{info, warn};
+
+use crate::rules::{Ensured, RedirectRule, Removed, RuleBackend, RuleError};
+
+pub struct RuleKeeper<R> {
+    backend: R,
+    /// The rules of the last registration; kept while the director is away, because an
+    /// established setup must keep serving through a director restart.
+    desired: Vec<RedirectRule>,
+}
+
+/// What [`RuleKeeper::apply`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub added: Vec<RedirectRule>,
+    pub adopted: Vec<RedirectRule>,
+    /// The agent's rules that no longer matched what the director answered.
+    pub removed: Vec<RedirectRule>,
+}
+
+impl<R: RuleBackend> RuleKeeper<R> {
+    pub fn new(backend: R) -> RuleKeeper<R> {
+        RuleKeeper {
+            backend,
+            desired: Vec::new(),
+        }
+    }
+
+    pub fn backend(&self) -> &R {
+        &self.backend
+    }
+
+    pub fn desired(&self) -> &[RedirectRule] {
+        &self.desired
+    }
+
+    /// Makes `desired` the rules to keep: installs each (adopting an identical one already
+    /// there), then removes the agent's other rules. New rules go in before old ones go out,
+    /// so a service whose VIP moved is never without a rule.
+    ///
+    /// On error the new rules are still the ones [`RuleKeeper::heal`] keeps trying to install.
+    pub async fn apply(&mut self, desired: Vec<RedirectRule>) -> Result<Applied, RuleError> {
+        self.desired = desired;
+        let mut applied = Applied::default();
+        for rule in &self.desired {
+            match self.backend.ensure(rule).await? {
+                Ensured::Added => {
+                    info!(%rule, "REDIRECT rule added");
+                    applied.added.push(rule.clone());
+                }
+                Ensured::AlreadyPresent => {
+                    info!(%rule, "REDIRECT rule already present: adopted");
+                    applied.adopted.push(rule.clone());
+                }
+            }
+        }
+        for stale in self.backend.owned().await? {
+            if self.desired.contains(&stale) {
+                continue;
+            }
+            if self.backend.remove(&stale).await? == Removed::Removed {
+                info!(rule = %stale, "REDIRECT rule no longer matches the director's answer: removed");
+                applied.removed.push(stale);
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Puts back every kept rule that is missing, with a warning; returns those put back.
+    pub async fn heal(&self) -> Result<Vec<RedirectRule>, RuleError> {
+        let mut restored = Vec::new();
+        for rule in &self.desired {
+            if self.backend.ensure(rule).await? == Ensured::Added {
+                warn!(%rule, "REDIRECT rule was missing (deleted by hand?): put back");
+                restored.push(rule.clone());
+            }
+        }
+        Ok(restored)
+    }
+
+    /// Removes the kept rules and any other rule tagged as the agent's. Goes on past failures
+    /// so one stuck rule does not keep the others in place; returns the first error.
+    pub async fn remove_all(&mut self) -> Result<Vec<RedirectRule>, RuleError> {
+        let mut targets = std::mem::take(&mut self.desired);
+        let mut first_error = None;
+        match self.backend.owned().await {
+            Ok(owned) => {
+                let others: Vec<_> = owned.into_iter().filter(|r| !targets.contains(r)).collect();
+                targets.extend(others);
+            }
+            Err(error) => first_error = Some(error),
+        }
+        let mut removed = Vec::new();
+        for rule in targets {
+            match self.backend.remove(&rule).await {
+                Ok(Removed::Removed) => {
+                    info!(%rule, "REDIRECT rule removed");
+                    removed.push(rule);
+                }
+                Ok(Removed::WasAbsent) => {}
+                Err(error) => {
+                    warn!(%rule, %error, "cannot remove REDIRECT rule");
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(removed),
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! The agent's side of the director's `Registry` gRPC service: the four calls, each answer
+//! checked and each failure sorted into what the agent does about it.
+
+use std::time::Duration;
+
+use lb_proto::registry_client::RegistryClient;
+use lb_proto::{
+    ConfirmRequest, DeregisterRequest, HeartbeatRequest, RegisterRequest, ServiceBinding,
+    ServiceWeight,
+};
+use lb_shared::domain::{parse_unicast, Protocol};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+
+use crate::config::AgentConfig;
+use crate::rules::RedirectRule;
+
+/// A connection attempt that takes longer than this counts as "director unreachable".
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Every call is bounded, so a director that accepts and never answers cannot stall the agent.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A lease the director granted, with the rules its answer asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Lease {
+    pub(crate) id: String,
+    pub(crate) ttl: Duration,
+    pub(crate) rules: Vec<RedirectRule>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// No answer: connection refused, timed out, reset. Retried with backoff.
+    #[error("director unreachable: {}", describe(.0))]
+    Unreachable(#[source] Status),
+    /// The director restarted or let the lease expire: register again.
+    #[error("director does not know lease {lease_id}: {}", .source.message())]
+    LeaseUnknown {
+        lease_id: String,
+        #[source]
+        source: Status,
+    },
+    /// The director answered with an error (a bad name, an unknown service, a name taken by
+    /// another address): an operator has to act, the agent retries meanwhile.
+    #[error("director refused ({:?}): {}", .0.code(), .0.message())]
+    Refused(#[source] Status),
+    #[error("director's answer is unusable: {0}")]
+    BadAnswer(String),
+}
+
+/// tonic puts the transport's reason at the bottom of the source chain, and repeats itself on
+/// the way down: the message and the deepest cause say it all.
+fn describe(status: &Status) -> String {
+    let mut deepest = None;
+    let mut source = std::error::Error::source(status);
+    while let Some(cause) = source {
+        deepest = Some(cause.to_string());
+        source = cause.source();
+    }
+    match deepest {
+        Some(cause) if !status.message().contains(&cause) => {
+            format!("{}: {cause}", status.message())
+        }
+        _ => status.message().to_owned(),
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct Registry {
+    client: RegistryClient<Channel>,
+}
+
+impl Registry {
+    /// Connects lazily: the first call makes the connection, and later calls make a new one
+    /// after it broke, so a director that is down at start is simply retried.
+    pub(crate) fn new(config: &AgentConfig) -> Registry {
+        let channel = Endpoint::from(config.director.uri().clone())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CALL_TIMEOUT)
+            .connect_lazy();
+        Registry {
+            client: RegistryClient::new(channel),
+        }
+    }
+
+    pub(crate) async fn register(&self, config: &AgentConfig) -> Result<Lease, RegistryError> {
+        let request = RegisterRequest {
+            name: config.name.clone(),
+            address: config.address.to_string(),
+            services: config
+                .services
+                .iter()
+                .map(|s| ServiceWeight {
+                    service: s.name.clone(),
+                    weight: s.weight,
+                })
+                .collect(),
+        };
+        let answer = self
+            .client
+            .clone()
+            .register(request)
+            .await
+            .map_err(|status| sort(status, None))?
+            .into_inner();
+        let rules = rules_for(config, &answer.bindings).map_err(RegistryError::BadAnswer)?;
+        Ok(Lease {
+            id: answer.lease_id,
+            ttl: ttl(answer.lease_ttl_ms)?,
+            rules,
+        })
+    }
+
+    pub(crate) async fn confirm(&self, lease_id: &str) -> Result<(), RegistryError> {
+        let request = ConfirmRequest {
+            lease_id: lease_id.to_owned(),
+        };
+        self.client
+            .clone()
+            .confirm(request)
+            .await
+            .map_err(|status| sort(status, Some(lease_id)))?;
+        Ok(())
+    }
+
+    /// Renews the lease; answers the TTL the director wants now.
+    pub(crate) async fn heartbeat(&self, lease_id: &str) -> Result<Duration, RegistryError> {
+        let request = HeartbeatRequest {
+            lease_id: lease_id.to_owned(),
+        };
+        let answer = self
+            .client
+            .clone()
+            .heartbeat(request)
+            .await
+            .map_err(|status| sort(status, Some(lease_id)))?;
+        ttl(answer.into_inner().lease_ttl_ms)
+    }
+
+    pub(crate) async fn deregister(&self, lease_id: &str) -> Result<(), RegistryError> {
+        let request = DeregisterRequest {
+            lease_id: lease_id.to_owned(),
+        };
+        self.client
+            .clone()
+            .deregister(request)
+            .await
+            .map_err(|status| sort(status, Some(lease_id)))?;
+        Ok(())
+    }
+}
+
+fn sort(status: Status, lease_id: Option<&str>) -> RegistryError {
+    match (status.code(), lease_id) {
+        // What tonic answers when no HTTP/2 exchange happened or it broke off.
+        (Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown, _) => {
+            RegistryError::Unreachable(status)
+        }
+        (Code::NotFound, Some(lease_id)) => RegistryError::LeaseUnknown {
+            lease_id: lease_id.to_owned(),
+            source: status,
+        },
+        _ => RegistryError::Refused(status),
+    }
+}
+
+fn ttl(ms: u64) -> Result<Duration, RegistryError> {
+    if ms == 0 {
+        return Err(RegistryError::BadAnswer("lease TTL is 0".into()));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+/// One rule per configured service, from the director's bindings; anything missing or
+/// malformed makes the whole answer unusable, since a half-installed set would be confirmed.
+fn rules_for(
+    config: &AgentConfig,
+    bindings: &[ServiceBinding],
+) -> Result<Vec<RedirectRule>, String> {
+    let mut rules = Vec::new();
+    for binding in bindings {
+        if config.weight_of(&binding.service).is_none() {
+            return Err(format!(
+                "it binds service {:?}, which this agent did not ask for",
+                binding.service
+            ));
+        }
+        if rules
+            .iter()
+            .any(|r: &RedirectRule| r.service == binding.service)
+        {
+            return Err(format!("it binds service {:?} twice", binding.service));
+        }
+        rules.push(rule_for(binding)?);
+    }
+    if let Some(missing) = config
+        .services
+        .iter()
+        .find(|s| !rules.iter().any(|r| r.service == s.name))
+    {
+        return Err(format!("it has no binding for service {:?}", missing.name));
+    }
+    Ok(rules)
+}
+
+fn rule_for(binding: &ServiceBinding) -> Result<RedirectRule, String> {
+    let context = |what: String| format!("service {:?}: {what}", binding.service);
+    let vip =
+        parse_unicast(&binding.vip).map_err(|e| context(format!("VIP {:?} {e}", binding.vip)))?;
+    let port = u16::try_from(binding.port)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| context(format!("port {} is not 1 to 65535", binding.port)))?;
+    let protocol = match binding.protocol() {
+        lb_proto::Protocol::Tcp => Protocol::Tcp,
+        lb_proto::Protocol::Udp => Protocol::Udp,
+        lb_proto::Protocol::Sctp => Protocol::Sctp,
+        lb_proto::Protocol::Unspecified => {
+            return Err(context(format!(
+                "protocol {} is not tcp, udp or sctp",
+                binding.protocol
+            )))
+        }
+    };
+    Ok(RedirectRule {
+        service: binding.service.clone(),
+        vip,
+        port,
+        protocol,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config() -> AgentConfig {
+        AgentConfig::parse(
+            Path::new("agent.toml"),
+            "director = \"http://127.0.0.1:7700\"\nname = \"llc5\"\naddress = \"10.0.0.11\"\n\
+             [[service]]\nname = \"llc-ssh\"\n",
+        )
+        .unwrap()
+    }
+
+    fn binding(
+        service: &str,
+        vip: &str,
+        port: u32,
+        protocol: lb_proto::Protocol,
+    ) -> ServiceBinding {
+        ServiceBinding {
+            service: service.into(),
+            vip: vip.into(),
+            port,
+            protocol: protocol.into(),
+        }
+    }
+
+    #[test]
+    fn bindings_become_rules() {
+        let rules = rules_for(
+            &config(),
+            &[binding(
+                "llc-ssh",
+                "10.0.0.100",
+                22,
+                lb_proto::Protocol::Tcp,
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            rules[0].to_string(),
+            "iptables -t nat -A PREROUTING -d 10.0.0.100/32 -p tcp --dport 22 -m comment --comment \"lb-agent:llc-ssh\" -j REDIRECT"
+        );
+    }
+
+    #[test]
+    fn unusable_bindings_are_refused_with_a_reason() {
+        use lb_proto::Protocol::{Tcp, Unspecified};
+        let cases = [
+            (vec![], "no binding for service \"llc-ssh\""),
+            (
+                vec![binding("other", "10.0.0.100", 22, Tcp)],
+                "did not ask for",
+            ),
+            (
+                vec![
+                    binding("llc-ssh", "10.0.0.100", 22, Tcp),
+                    binding("llc-ssh", "10.0.0.100", 22, Tcp),
+                ],
+                "twice",
+            ),
+            (
+                vec![binding("llc-ssh", "10.0.0", 22, Tcp)],
+                "VIP \"10.0.0\" is not an IP address",
+            ),
+            (
+                vec![binding("llc-ssh", "10.0.0.100", 0, Tcp)],
+                "port 0 is not 1 to 65535",
+            ),
+            (
+                vec![binding("llc-ssh", "10.0.0.100", 70000, Tcp)],
+                "port 70000",
+            ),
+            (
+                vec![binding("llc-ssh", "10.0.0.100", 22, Unspecified)],
+                "protocol 0",
+            ),
+        ];
+        for (bindings, expected) in cases {
+            let err = rules_for(&config(), &bindings).unwrap_err();
+            assert!(err.contains(expected), "{bindings:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn failures_are_sorted_by_what_the_agent_does() {
+        assert!(matches!(
+            sort(Status::unavailable("connection refused"), Some("l1")),
+            RegistryError::Unreachable(_)
+        ));
+        assert!(matches!(
+            sort(Status::not_found("no lease l1"), Some("l1")),
+            RegistryError::LeaseUnknown { .. }
+        ));
+        let refused = sort(Status::not_found("no service named llc-ssh"), None);
+        assert_eq!(
+            refused.to_string(),
+            "director refused (NotFound): no service named llc-ssh"
+        );
+        assert!(matches!(
+            sort(Status::already_exists("llc5 is 10.0.0.12"), None),
+            RegistryError::Refused(_)
+        ));
+        assert!(ttl(0).is_err());
+    }
+}
