@@ -101,6 +101,18 @@ impl Transport {
         self.max_in_flight = (self.max_in_flight / 2).max(1);
     }
 
+    /// Drops messages that a cancelled caller queued but never sent, so that they do not go
+    /// out with the next caller's requests. Every exchange starts with this.
+    pub fn discard_unsent(&mut self) {
+        if !self.send_buf.is_empty() {
+            debug!(
+                bytes = self.send_buf.len(),
+                "dropping requests of a cancelled call"
+            );
+            self.send_buf.clear();
+        }
+    }
+
     /// Bytes queued for the next [`Transport::flush`].
     pub fn pending_len(&self) -> usize {
         self.send_buf.len()

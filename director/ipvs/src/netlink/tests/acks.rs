@@ -1,6 +1,6 @@
 //! Matching acks of a pipelined batch back to their ops by sequence number.
 
-use crate::netlink::{record_ack, Outcome};
+use crate::netlink::exchange::{record_ack, Outcome};
 
 #[test]
 fn acks_land_on_their_ops_in_any_order() {

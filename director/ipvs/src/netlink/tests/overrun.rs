@@ -6,9 +6,9 @@ use netlink_packet_generic::constants::GENL_ID_CTRL;
 use netlink_packet_generic::GenlHeader;
 
 use super::*;
+use crate::netlink::exchange::{read_acks, Outcome};
 use crate::netlink::message::IpvsCmd;
 use crate::netlink::transport::Transport;
-use crate::netlink::{read_acks, Outcome};
 
 const UNKNOWN_CMD: u8 = 200;
 
