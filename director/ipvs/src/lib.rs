@@ -2,6 +2,8 @@
 //! changes it ([`IpvsBackend`]), and its errors.
 
 mod backend;
+#[cfg(feature = "testing")]
+pub mod contract;
 mod error;
 #[cfg(feature = "testing")]
 pub mod memory;

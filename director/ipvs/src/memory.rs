@@ -14,6 +14,9 @@ const SCHEDULERS: &[&str] = &[
     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos",
 ];
 
+/// `IP_VS_CONN_F_TUNNEL_TYPE_GUE`.
+const TUNNEL_TYPE_GUE: u8 = 1;
+
 /// The kernel's default timeouts (`ipvsadm -L --timeout` on a fresh boot).
 const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
     tcp: 900,
@@ -84,14 +87,18 @@ impl Table {
     fn apply_one(&mut self, op: &IpvsOp) -> Result<(), i32> {
         match op {
             IpvsOp::AddService(service) => {
-                validate_service(service)?;
+                // The kernel's order: attribute policy, then the service lookup, then the
+                // scheduler module.
+                check_name_length(&service.scheduler)?;
                 if self.services.contains_key(&service.key) {
                     return Err(libc::EEXIST);
                 }
+                validate_service(service)?;
                 self.services
                     .insert(service.key, (stored(service), BTreeMap::new()));
             }
             IpvsOp::EditService(service) => {
+                check_name_length(&service.scheduler)?;
                 let (current, _) = self.services.get_mut(&service.key).ok_or(libc::ESRCH)?;
                 validate_service(service)?;
                 *current = stored(service);
@@ -136,6 +143,12 @@ impl Table {
                 dests.remove(destination).ok_or(libc::ENOENT)?;
             }
             IpvsOp::SetTimeouts(new) => {
+                // ip_vs_set_timeout() refuses anything above INT_MAX / HZ seconds; HZ is at
+                // least 100, so above INT_MAX / 100 every kernel refuses (all three kept).
+                let limit = i32::MAX as u32 / 100;
+                if [new.tcp, new.tcp_fin, new.udp].iter().any(|&t| t > limit) {
+                    return Err(libc::EINVAL);
+                }
                 let old = self.timeouts.unwrap_or(DEFAULT_TIMEOUTS);
                 let keep = |new: u32, old: u32| if new == 0 { old } else { new };
                 self.timeouts = Some(Timeouts {
@@ -157,8 +170,18 @@ fn stored(service: &Service) -> Service {
     s
 }
 
+/// Scheduler and interface names are NUL-terminated strings of at most 15 bytes in the
+/// kernel's attribute policy: a longer one is EINVAL before anything is looked up.
+fn check_name_length(name: &str) -> Result<(), i32> {
+    if name.len() > 15 {
+        return Err(libc::EINVAL);
+    }
+    Ok(())
+}
+
 fn validate_service(service: &Service) -> Result<(), i32> {
-    if !SCHEDULERS.contains(&service.scheduler.as_str()) {
+    // "none" is a scheduler of its own: the service accepts no new connections.
+    if service.scheduler != "none" && !SCHEDULERS.contains(&service.scheduler.as_str()) {
         // ip_vs_scheduler_get() found no module ip_vs_<name>.
         return Err(libc::ENOENT);
     }
@@ -179,9 +202,14 @@ fn validate_destination(service: &Service, destination: &Destination) -> Result<
     if destination.weight > i32::MAX as u32 {
         return Err(libc::ERANGE);
     }
-    if destination.upper_threshold != 0 && destination.lower_threshold > destination.upper_threshold
-    {
+    // Checked even when the upper threshold is 0 ("no limit"): ip_vs_add_dest() and
+    // ip_vs_edit_dest() compare the two plainly.
+    if destination.lower_threshold > destination.upper_threshold {
         return Err(libc::ERANGE);
+    }
+    // A GUE tunnel without a port is refused whatever the forwarding method.
+    if destination.tunnel.kind == TUNNEL_TYPE_GUE && destination.tunnel.port == 0 {
+        return Err(libc::EINVAL);
     }
     Ok(())
 }
@@ -237,12 +265,23 @@ impl IpvsBackend for MemoryIpvs {
     }
 
     async fn start_daemon(&self, daemon: &SyncDaemon) -> Result<(), IpvsError> {
+        let op = || {
+            format!(
+                "start {:?} sync daemon on {}",
+                daemon.role, daemon.interface
+            )
+        };
+        check_name_length(&daemon.interface).map_err(|errno| kernel(op(), errno))?;
+        // The kernel looks the interface up in the caller's network namespace before it
+        // checks for a running daemon; sysfs shows this process's namespace.
+        let name = daemon.interface.as_str();
+        let plain = !name.is_empty() && !name.contains('/') && name != "." && name != "..";
+        if !plain || !std::path::Path::new("/sys/class/net").join(name).exists() {
+            return Err(kernel(op(), libc::ENODEV));
+        }
         let mut table = self.lock();
         if table.daemons.iter().any(|d| d.role == daemon.role) {
-            return Err(kernel(
-                format!("start {:?} sync daemon", daemon.role),
-                libc::EEXIST,
-            ));
+            return Err(kernel(op(), libc::EEXIST));
         }
         table.daemons.push(daemon.clone());
         Ok(())

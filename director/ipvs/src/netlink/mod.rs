@@ -5,6 +5,7 @@
 
 mod daemon;
 mod destination;
+mod exchange;
 mod family;
 mod message;
 mod nla;
@@ -12,6 +13,10 @@ mod request;
 mod service;
 mod stats;
 mod transport;
+
+#[cfg(test)]
+#[cfg(target_endian = "little")]
+mod tests;
 
 use netlink_packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
@@ -23,7 +28,8 @@ use crate::error::IpvsError;
 use crate::types::{
     DestinationEntry, Info, ServiceEntry, ServiceKey, SyncDaemon, SyncRole, Timeouts,
 };
-use transport::{Answer, Transport, TransportError, MAX_SEND_LEN};
+use exchange::{collect, read_acks, Outcome};
+use transport::{Transport, TransportError, MAX_SEND_LEN};
 
 pub use daemon::DaemonAttr;
 pub use destination::DestAttr;
@@ -44,6 +50,15 @@ pub struct NetlinkIpvs {
     transport: Mutex<Transport>,
 }
 
+/// `message` as a generic netlink message of the IPVS family.
+fn frame(message: IpvsMessage, family_id: u16) -> GenlMessage<IpvsMessage> {
+    let header = GenlHeader {
+        cmd: message.command(),
+        version: message.version(),
+    };
+    GenlMessage::new(header, message, family_id)
+}
+
 /// What went wrong with one request, before it is given the request's name.
 fn failed(request: impl ToString, error: TransportError) -> IpvsError {
     match error {
@@ -61,12 +76,6 @@ fn failed(request: impl ToString, error: TransportError) -> IpvsError {
 
 fn undecodable(request: impl ToString, error: netlink_packet_core::DecodeError) -> IpvsError {
     failed(request, TransportError::Decode(error))
-}
-
-/// Replies read for one request, and whether the kernel flagged its dump as inconsistent.
-struct Replies<T> {
-    messages: Vec<T>,
-    interrupted: bool,
 }
 
 impl NetlinkIpvs {
@@ -103,11 +112,7 @@ impl NetlinkIpvs {
     }
 
     fn frame(&self, message: IpvsMessage) -> GenlMessage<IpvsMessage> {
-        let header = GenlHeader {
-            cmd: message.command(),
-            version: message.version(),
-        };
-        GenlMessage::new(header, message, self.family_id)
+        frame(message, self.family_id)
     }
 
     /// Sends one request and waits for its ack.
@@ -145,6 +150,7 @@ impl NetlinkIpvs {
             NLM_F_REQUEST | NLM_F_ACK
         };
         let mut transport = self.transport.lock().await;
+        transport.discard_unsent();
         let mut attempt = 1;
         loop {
             let seq = transport.queue(flags, self.frame(message.clone()));
@@ -175,6 +181,7 @@ impl NetlinkIpvs {
     async fn pipeline(&self, ops: &[IpvsOp]) -> Result<Vec<Result<(), IpvsError>>, IpvsError> {
         let mut outcomes = vec![Outcome::Pending; ops.len()];
         let mut transport = self.transport.lock().await;
+        transport.discard_unsent();
         let mut next = 0;
         while next < ops.len() {
             let first = next;
@@ -210,112 +217,6 @@ impl NetlinkIpvs {
                 }
             })
             .collect())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Pending,
-    Applied,
-    Refused(i32),
-    Lost,
-}
-
-/// Reads the acks of the requests numbered `first_seq..` (one per entry of `chunk`).
-async fn read_acks(
-    transport: &mut Transport,
-    first_seq: u32,
-    chunk: &mut [Outcome],
-) -> Result<(), IpvsError> {
-    let mut missing = chunk.len();
-    let mut record = |answers: Vec<Answer<GenlMessage<IpvsMessage>>>, missing: &mut usize| {
-        for answer in answers {
-            let Answer::Ack { seq, errno } = answer else {
-                continue;
-            };
-            let index = seq.wrapping_sub(first_seq) as usize;
-            if let Some(slot @ Outcome::Pending) = chunk.get_mut(index) {
-                *slot = if errno == 0 {
-                    Outcome::Applied
-                } else {
-                    Outcome::Refused(errno)
-                };
-                *missing -= 1;
-            }
-        }
-    };
-    while missing > 0 {
-        match transport.receive().await {
-            Ok(answers) => record(answers, &mut missing),
-            Err(TransportError::Io(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                // Some acks were dropped. The kernel handled the whole datagram while we sent
-                // it, so whatever survived is queued now: read it, and the rest is lost.
-                while let Some(answers) = transport
-                    .receive_now()
-                    .map_err(|e| failed("read acks", e))?
-                {
-                    record(answers, &mut missing);
-                }
-                warn!(
-                    lost = missing,
-                    "netlink receive buffer overrun: acks lost; sending fewer requests at once"
-                );
-                transport.shrink_window();
-                for slot in chunk.iter_mut().filter(|s| **s == Outcome::Pending) {
-                    *slot = Outcome::Lost;
-                }
-                return Ok(());
-            }
-            Err(e) => return Err(failed("read acks", e)),
-        }
-    }
-    Ok(())
-}
-
-/// Reads the answers to request `seq`: replies until its ack (a plain request) or until
-/// NLMSG_DONE (a dump). Answers to other sequence numbers are leftovers of an abandoned
-/// request and are dropped.
-async fn collect<T>(
-    transport: &mut Transport,
-    seq: u32,
-    dump: bool,
-) -> Result<Replies<T>, TransportError>
-where
-    T: netlink_packet_core::NetlinkDeserializable,
-{
-    let mut replies = Replies {
-        messages: Vec::new(),
-        interrupted: false,
-    };
-    loop {
-        for answer in transport.receive::<T>().await? {
-            match answer {
-                Answer::Data {
-                    seq: s,
-                    interrupted,
-                    message,
-                } if s == seq => {
-                    replies.interrupted |= interrupted;
-                    replies.messages.push(message);
-                }
-                Answer::Ack { seq: s, errno } if s == seq => {
-                    if errno != 0 {
-                        return Err(TransportError::Refused(errno));
-                    }
-                    if !dump {
-                        return Ok(replies);
-                    }
-                }
-                Answer::Done { seq: s, errno } if s == seq => {
-                    if errno != 0 {
-                        return Err(TransportError::Refused(errno));
-                    }
-                    return Ok(replies);
-                }
-                Answer::Other => {}
-                _ => debug!("dropping a netlink answer to an earlier request"),
-            }
-        }
     }
 }
 

@@ -64,6 +64,12 @@ pub struct Transport {
 impl Transport {
     /// Opens a generic netlink socket in the caller's network namespace.
     pub fn open() -> io::Result<Transport> {
+        Transport::open_with_receive_buffer(WANTED_RCVBUF)
+    }
+
+    /// [`Transport::open`] asking for `wanted` bytes of receive buffer; tests ask for almost
+    /// none to make the kernel drop acks.
+    pub fn open_with_receive_buffer(wanted: libc::c_int) -> io::Result<Transport> {
         let mut tokio_socket = TokioSocket::new(NETLINK_GENERIC)?;
         let socket = tokio_socket.socket_mut();
         socket.bind_auto()?;
@@ -72,16 +78,16 @@ impl Transport {
         // error acks, more of them fit in the receive buffer.
         socket.set_cap_ack(true)?;
         // Best effort: without it the default buffer still holds a few hundred acks.
-        let _ = socket.set_rx_buf_sz(WANTED_RCVBUF);
+        let _ = socket.set_rx_buf_sz(wanted);
         let rcvbuf = socket.get_rx_buf_sz()?;
         let hexdump = std::env::var("LB_IPVS_HEXDUMP").is_ok_and(|v| v == "1");
         Ok(Transport {
             socket: tokio_socket,
-            // Start away from 0: the kernel uses sequence 0 for notifications.
+            // Start away from 0, which the kernel uses for notifications (we subscribe to none).
             next_seq: 1,
             send_buf: Vec::with_capacity(MAX_SEND_LEN),
             recv_buf: Vec::with_capacity(RECV_BUF_LEN),
-            max_in_flight: (rcvbuf / ACK_CHARGE).clamp(16, 1024),
+            max_in_flight: (rcvbuf / ACK_CHARGE).clamp(1, 1024),
             hexdump,
         })
     }
@@ -93,6 +99,18 @@ impl Transport {
     /// Called after the kernel dropped acks: send fewer at once from now on.
     pub fn shrink_window(&mut self) {
         self.max_in_flight = (self.max_in_flight / 2).max(1);
+    }
+
+    /// Drops messages that a cancelled caller queued but never sent, so that they do not go
+    /// out with the next caller's requests. Every exchange starts with this.
+    pub fn discard_unsent(&mut self) {
+        if !self.send_buf.is_empty() {
+            debug!(
+                bytes = self.send_buf.len(),
+                "dropping requests of a cancelled call"
+            );
+            self.send_buf.clear();
+        }
     }
 
     /// Bytes queued for the next [`Transport::flush`].
@@ -107,15 +125,9 @@ impl Transport {
         T: NetlinkSerializable,
     {
         let seq = self.next_seq;
-        self.next_seq = self.next_seq.wrapping_add(1).max(1);
-        let mut header = NetlinkHeader::default();
-        header.flags = flags;
-        header.sequence_number = seq;
-        let mut message = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload));
-        message.finalize();
+        self.next_seq = self.next_seq.wrapping_add(1);
         let start = self.send_buf.len();
-        self.send_buf.resize(start + message.buffer_len(), 0);
-        message.serialize(&mut self.send_buf[start..]);
+        encode_message(&mut self.send_buf, flags, seq, payload);
         if self.hexdump {
             debug!(seq, hex = %hex(&self.send_buf[start..]), "netlink send");
         }
@@ -183,21 +195,50 @@ impl Transport {
     where
         T: NetlinkDeserializable,
     {
-        let mut answers = Vec::new();
-        let mut rest = self.recv_buf.as_slice();
-        while !rest.is_empty() {
-            // A datagram longer than our buffer would arrive cut; the cut message then fails
-            // this length check instead of being misread.
-            let len = NetlinkBuffer::new_checked(rest)?.length() as usize;
-            let bytes = &rest[..len];
-            if self.hexdump {
+        let hexdump = self.hexdump;
+        decode_datagram(&self.recv_buf, |bytes| {
+            if hexdump {
                 debug!(hex = %hex(bytes), "netlink receive");
             }
-            answers.push(decode_message(bytes)?);
-            rest = rest.get(align4(len)..).unwrap_or_default();
-        }
-        Ok(answers)
+        })
     }
+}
+
+/// Decodes every netlink message of one datagram; `inspect` sees each message's bytes.
+pub fn decode_datagram<T>(
+    datagram: &[u8],
+    mut inspect: impl FnMut(&[u8]),
+) -> Result<Vec<Answer<T>>, TransportError>
+where
+    T: NetlinkDeserializable,
+{
+    let mut answers = Vec::new();
+    let mut rest = datagram;
+    while !rest.is_empty() {
+        // A datagram longer than our buffer would arrive cut; the cut message then fails
+        // this length check instead of being misread.
+        let len = NetlinkBuffer::new_checked(rest)?.length() as usize;
+        let bytes = &rest[..len];
+        inspect(bytes);
+        answers.push(decode_message(bytes)?);
+        rest = rest.get(align4(len)..).unwrap_or_default();
+    }
+    Ok(answers)
+}
+
+/// Appends `payload` framed as one netlink message (header, payload, padding) to `buf`.
+pub fn encode_message<T>(buf: &mut Vec<u8>, flags: u16, seq: u32, payload: T)
+where
+    T: NetlinkSerializable,
+{
+    let mut header = NetlinkHeader::default();
+    header.flags = flags;
+    header.sequence_number = seq;
+    let mut message = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(payload));
+    message.finalize();
+    let start = buf.len();
+    buf.resize(start + message.buffer_len(), 0);
+    message.serialize(&mut buf[start..]);
 }
 
 /// Decodes one netlink message (header included).
