@@ -1,5 +1,6 @@
 //! The director: owns the kernel's IPVS table, leases realservers, serves lbctl.
 
+pub mod access;
 pub mod config;
 pub mod control;
 pub mod daemon;

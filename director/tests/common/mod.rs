@@ -23,7 +23,8 @@ pub fn config_text(state_dir: &Path, lease_ttl: &str) -> String {
     format!(
         r#"
 listen = "127.0.0.1:0"
-state_dir = "{}"
+state_dir = "{0}"
+admin_socket = "{0}/admin.sock"
 lease_ttl = "{lease_ttl}"
 resync_interval = "200ms"
 
@@ -39,7 +40,7 @@ scheduler = "rr"
 forward = "dr"
 interface = "eth0"
 "#,
-        state_dir.display()
+        state_dir.display(),
     )
 }
 
