@@ -1,6 +1,7 @@
 //! The director: owns the kernel's IPVS table, leases realservers, serves lbctl.
 
 pub mod access;
+pub mod certs;
 pub mod config;
 pub mod control;
 pub mod daemon;
