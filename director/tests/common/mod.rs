@@ -64,8 +64,12 @@ impl TestDirector {
     /// Starts a director over `ipvs` (a table that may already hold entries, as after a
     /// director restart) with its state in `state_dir`.
     pub async fn start(ipvs: Arc<MemoryIpvs>, state_dir: &Path, lease_ttl: &str) -> TestDirector {
-        let text = config_text(state_dir, lease_ttl);
-        let config = DirectorConfig::parse(Path::new("test.toml"), &text).unwrap();
+        Self::start_with(ipvs, state_dir, &config_text(state_dir, lease_ttl)).await
+    }
+
+    /// Starts a director from config text (its `listen` is ignored: 127.0.0.1:0 is used).
+    pub async fn start_with(ipvs: Arc<MemoryIpvs>, state_dir: &Path, text: &str) -> TestDirector {
+        let config = DirectorConfig::parse(Path::new("test.toml"), text).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
