@@ -14,3 +14,5 @@ pub mod registry;
 pub mod state;
 pub mod status;
 pub mod table;
+#[cfg(feature = "testing")]
+pub mod testing;
