@@ -89,7 +89,7 @@ impl<I: IpvsBackend> RegistryService<I> {
             Status::not_found(format!("unknown lease {lease_id}: register again"))
         })?;
         self.access.realserver(caller, &name, None).inspect_err(|e| {
-            tracing::warn!(target: "audit", %caller, action = "lease", target = %name, result = %e.message(), "refused");
+            tracing::warn!(target: "audit", %caller, action = "lease", target = %name, result = %e.message(), "audit: lease use refused");
         })
     }
 }
@@ -98,10 +98,10 @@ impl<I: IpvsBackend> RegistryService<I> {
 fn audit<T>(caller: &Caller, action: &str, target: &str, result: &Result<T, Status>) {
     match result {
         Ok(_) => {
-            tracing::info!(target: "audit", %caller, action, target, result = "ok", "admin action")
+            tracing::info!(target: "audit", %caller, action, target, result = "ok", "audit: admin action")
         }
         Err(e) => {
-            tracing::warn!(target: "audit", %caller, action, target, result = %e.message(), "admin action refused")
+            tracing::warn!(target: "audit", %caller, action, target, result = %e.message(), "audit: admin action refused")
         }
     }
 }
@@ -133,7 +133,7 @@ impl<I: IpvsBackend> pb::registry_server::Registry for RegistryService<I> {
         }
         if let Err(refused) = self.access.realserver(&caller, &req.name, Some(address)) {
             tracing::warn!(target: "audit", %caller, action = "register", target = %req.name, %address,
-                result = %refused.message(), "registration refused");
+                result = %refused.message(), "audit: registration refused");
             return Err(refused);
         }
         let (lease, services) = self.director.register(&req.name, address, weights)?;
