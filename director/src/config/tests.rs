@@ -168,3 +168,21 @@ fn tls_files_and_the_realserver_list_are_checked() {
         .iter()
         .any(|p| p.starts_with("realserver[0].address = \"10.0.0.0/33\": has a prefix length")));
 }
+
+#[test]
+fn the_shipped_example_is_valid() {
+    // Its [tls] names files under /etc/lb/tls: make real ones elsewhere and point there.
+    let pki = tempfile::tempdir().unwrap();
+    crate::certs::init_ca(pki.path(), "test CA").unwrap();
+    crate::certs::issue(pki.path(), "llclb1", &[], &[]).unwrap();
+    let text = include_str!("../../../deploy/director.example.toml")
+        .replace("/etc/lb/tls", pki.path().to_str().unwrap());
+    let config = DirectorConfig::parse(Path::new("director.example.toml"), &text).unwrap();
+    assert_eq!(
+        config.services[0].key().to_string(),
+        "TCP 129.129.190.54:22"
+    );
+    assert_eq!(config.realservers.len(), 2);
+    assert_eq!(config.admins, vec!["ops"]);
+    assert!(config.tls.is_some());
+}

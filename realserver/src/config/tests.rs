@@ -246,8 +246,15 @@ colour = "blue"
 
 #[test]
 fn the_shipped_example_is_valid() {
-    let text = include_str!("../../../deploy/agent.example.toml");
-    let config = parse_as("ignored", text).unwrap();
+    // Its [tls] names files under /etc/lb/tls: make real ones elsewhere and point there.
+    let pki = tempfile::tempdir().unwrap();
+    lb_director::certs::init_ca(pki.path(), "test CA").unwrap();
+    lb_director::certs::issue(pki.path(), "llc5", &[], &[]).unwrap();
+    let text = include_str!("../../../deploy/agent.example.toml")
+        .replace("/etc/lb/tls", pki.path().to_str().unwrap());
+    let config = parse_as("ignored", &text).unwrap();
+    assert!(config.director.is_https());
+    assert!(config.tls.is_some());
     assert_eq!(config.name, "llc5");
     assert_eq!(config.director.authority(), "129.129.190.53:7700");
     assert_eq!(config.address.to_string(), "129.129.190.175");
