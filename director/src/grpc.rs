@@ -209,21 +209,32 @@ type AdminFuture<'a> =
     Pin<Box<dyn std::future::Future<Output = Result<String, ControlError>> + Send + 'a>>;
 
 impl<I: IpvsBackend> AdminService<I> {
-    /// Checks the caller, then the arguments, then runs an admin action.
+    /// Checks the caller, then the arguments, then runs an admin action, and writes its audit
+    /// line whatever the outcome.
     async fn admin(
         &self,
         caller: &Caller,
+        verb: &str,
         name: &str,
         weight: Option<u32>,
         action: impl for<'a> FnOnce(&'a Director<I>, &'a str) -> AdminFuture<'a>,
     ) -> Result<Response<pb::AdminResponse>, Status> {
-        self.access.admin(caller)?;
-        name_field("name", name)?;
-        if let Some(weight) = weight {
-            weight_field("weight", weight)?;
+        let result = async {
+            self.access.admin(caller)?;
+            name_field("name", name)?;
+            if let Some(weight) = weight {
+                weight_field("weight", weight)?;
+            }
+            let message = action(&self.director, name).await?;
+            Ok(Response::new(pb::AdminResponse { message }))
         }
-        let message = action(&self.director, name).await?;
-        Ok(Response::new(pb::AdminResponse { message }))
+        .await;
+        let what = match weight {
+            Some(w) => format!("{verb} {w}"),
+            None => verb.to_owned(),
+        };
+        audit(caller, &what, name, &result);
+        result
     }
 }
 
@@ -244,11 +255,8 @@ impl<I: IpvsBackend> pb::admin_server::Admin for AdminService<I> {
     ) -> Result<Response<pb::AdminResponse>, Status> {
         let caller = Caller::of(&request);
         let name = request.into_inner().name;
-        let result = self
-            .admin(&caller, &name, None, |d, n| Box::pin(d.drain(n)))
-            .await;
-        audit(&caller, "drain", &name, &result);
-        result
+        self.admin(&caller, "drain", &name, None, |d, n| Box::pin(d.drain(n)))
+            .await
     }
 
     async fn undrain(
@@ -257,11 +265,10 @@ impl<I: IpvsBackend> pb::admin_server::Admin for AdminService<I> {
     ) -> Result<Response<pb::AdminResponse>, Status> {
         let caller = Caller::of(&request);
         let name = request.into_inner().name;
-        let result = self
-            .admin(&caller, &name, None, |d, n| Box::pin(d.undrain(n)))
-            .await;
-        audit(&caller, "undrain", &name, &result);
-        result
+        self.admin(&caller, "undrain", &name, None, |d, n| {
+            Box::pin(d.undrain(n))
+        })
+        .await
     }
 
     async fn set_weight(
@@ -271,13 +278,10 @@ impl<I: IpvsBackend> pb::admin_server::Admin for AdminService<I> {
         let caller = Caller::of(&request);
         let req = request.into_inner();
         let weight = req.weight;
-        let result = self
-            .admin(&caller, &req.name, Some(weight), move |d, n| {
-                Box::pin(d.set_weight(n, weight))
-            })
-            .await;
-        audit(&caller, &format!("weight {weight}"), &req.name, &result);
-        result
+        self.admin(&caller, "weight", &req.name, Some(weight), move |d, n| {
+            Box::pin(d.set_weight(n, weight))
+        })
+        .await
     }
 
     type WatchDrainStream = DrainStream;

@@ -150,6 +150,17 @@ impl TestDirector {
             .map(|d| d.destination.weight)
     }
 
+    /// Sets ActiveConn and InActConn of the destination at `addr`, as traffic would.
+    pub fn connections(&self, addr: &str, active: u32, inactive: u32) {
+        let key = lb_ipvs::DestinationKey {
+            addr: addr.parse().unwrap(),
+            port: 22,
+        };
+        self.ipvs
+            .set_connections(&ssh_key(), &key, active, inactive)
+            .unwrap();
+    }
+
     /// Polls until `check` holds on the table, for up to 5 s.
     pub async fn wait_for(&self, what: &str, check: impl Fn(&[DestinationEntry]) -> bool) {
         for _ in 0..250 {
