@@ -41,10 +41,10 @@ stop_vm() {
   vm_pid=
 }
 
-# Result and progress lines of a console log. Serial output ends lines with \r\n and kernel
-# messages may precede the token on a line, so match from the token on.
+# Result, narration and progress lines of a console log. Serial output ends lines with \r\n
+# and kernel messages may precede the token on a line, so match from the token on.
 console_lines() {
-  tr -d '\r' <"$1" | grep -a -o 'LAB-\(RESULT \(PASS\|FAIL\) \|INFO \|DONE\).*' || true
+  tr -d '\r' <"$1" | grep -a -o 'LAB-\(RESULT \(PASS\|FAIL\) \|INFO \|SAY \|DONE\).*' || true
 }
 
 # The end of a console log without carriage returns and the firmware's terminal escapes.
@@ -53,7 +53,8 @@ console_tail() {
     sed 's/^/    | /'
 }
 
-# Prints the lines of LOG not shown yet: results indented, progress as lab: lines.
+# Prints the lines of LOG not shown yet: results indented, progress as lab: lines, a
+# scenario's narration (`say`) as it is.
 show_new_lines() {
   local log=$1 line count=0
   while IFS= read -r line; do
@@ -62,6 +63,7 @@ show_new_lines() {
     case $line in
       LAB-RESULT\ *) echo "  ${line#LAB-RESULT }" ;;
       LAB-INFO\ *) echo "lab: $scenario_name: ${line#LAB-INFO }" ;;
+      LAB-SAY\ *) echo "${line#LAB-SAY }" ;;
     esac
   done < <(console_lines "$log")
   results_seen=$count
@@ -75,6 +77,9 @@ boot_scenario() {
   results_seen=0
   qemu_command "$kver" "$image" "lab.scenario=$scenario_name"
   echo "lab: $scenario_name: booting a fresh VM (timeout $timeout s, console in $log)"
+  # Made here, not by the redirection below: that one happens in the background, and the
+  # first look at the log may come before it.
+  : >"$log"
   "${qemu_cmd[@]}" </dev/null >"$log" 2>&1 &
   vm_pid=$!
   while kill -0 "$vm_pid" 2>/dev/null; do

@@ -32,6 +32,24 @@ _lab_report() {
   printf '%s\n' "$*" >>"$LAB_RUN/results"
 }
 
+# Narration for people watching a run (the demo): the host prints `LAB-SAY ` lines as they
+# come. In --shell the console is the person's terminal already, so no token there.
+if grep -q 'lab\.shell=1' /proc/cmdline 2>/dev/null; then
+  LAB_SAY_PREFIX=
+else
+  LAB_SAY_PREFIX='LAB-SAY '
+fi
+
+# say TEXT...: one line of narration; without TEXT, each line of stdin. Defused like check's
+# output, so narration can never count as a result.
+say() {
+  if [ "$#" -eq 0 ]; then
+    sed -e 's/LAB-RESULT/LAB_RESULT/g' -e "s/^/$LAB_SAY_PREFIX/"
+  else
+    printf '%s\n' "$*" | sed -e 's/LAB-RESULT/LAB_RESULT/g' -e "s/^/$LAB_SAY_PREFIX/"
+  fi
+}
+
 # pass NAME
 pass() {
   _lab_report "PASS $1"
@@ -114,3 +132,9 @@ start_bg() {
 show_log() {
   sed -e 's/LAB-RESULT/LAB_RESULT/g' -e "s/^/    $1| /" "/var/log/lab/$1.log"
 }
+
+# A scenario run before --shell may leave definitions for the person at the console (the
+# demo's lbctl shortcut, for one) in $LAB_RUN/shell.rc; only the interactive shell reads them.
+case $- in
+  *i*) if [ -r "$LAB_RUN/shell.rc" ]; then . "$LAB_RUN/shell.rc"; fi ;;
+esac

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The one-command demo (README, first command). On a fresh Debian 12 machine of this kind, as
+# root: installs what the lab lacks, builds the release binaries, boots the VM lab with the
+# seed's topology and narrates the product at work (deploy/lab/scenarios/demo.sh).
+#
+#   deploy/demo.sh           the narrated demo, a few minutes; exit 0 when every step showed
+#                            what it should
+#   deploy/demo.sh --shell   the lab with lb-director and both lb-agents running, and a shell
+#                            in it to try lbctl and ssh by hand
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+usage() {
+  sed -n 's/^#   //p' "$0"
+}
+
+shell=no
+for arg in "$@"; do
+  case $arg in
+    --shell) shell=yes ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; exit 2 ;;
+  esac
+done
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deploy/demo.sh: run as root: the lab installs packages and builds a VM image" >&2
+  exit 1
+fi
+
+step() { printf '\n=== %s\n' "$*"; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "deploy/demo.sh: cargo is missing: install Rust with rustup (https://rustup.rs)" >&2
+  exit 1
+fi
+# Some crates compile a little C (ring, for TLS).
+if ! command -v cc >/dev/null 2>&1; then
+  step "a C compiler for the build"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev
+fi
+
+step "lab packages and the Debian kernel (deploy/lab/lab.sh prepare)"
+deploy/lab/lab.sh prepare
+
+step "release binaries (cargo build --release)"
+cargo build --release --locked --workspace --bins
+target=${CARGO_TARGET_DIR:-target}/release
+bins=(--bin "$target/lb-director" --bin "$target/lb-agent" --bin "$target/lbctl")
+
+if [ "$shell" = yes ]; then
+  step "the lab, with the director and both agents running, and a shell"
+  cat <<'EOF'
+In the shell (the same list is printed again above the prompt):
+  lbctl status                              the director's table, leases, drains
+  in_ns llclb1 ipvsadm -L -n                the kernel's IPVS table on the director
+  in_ns client ssh root@10.0.0.100 hostname a new session through the VIP
+  lbctl drain llc5 / lbctl undrain llc5     take llc5 out of rotation and back
+  'exit' powers the VM off; Ctrl-A x quits qemu at once.
+EOF
+  exec deploy/lab/lab.sh run --shell "${bins[@]}" demo/start
+fi
+
+step "the narrated demo in the lab VM (console log in deploy/lab/out/demo.log)"
+exec deploy/lab/lab.sh run --timeout 420 "${bins[@]}" demo
