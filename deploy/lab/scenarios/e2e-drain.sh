@@ -22,7 +22,7 @@ expect_sessions new-sessions-avoid-drained 4 "$idle"
 expect_session_answers open-session-survives-drain still-there
 
 # --wait must still be waiting while the session is open, and return once it is closed.
-start_bg llclb1 drain-wait lbctl --director "$DIRECTOR_URL" drain "$busy" --wait --timeout 90s \
+start_bg llclb1 drain-wait lbctl drain "$busy" --wait --timeout 90s \
   >/dev/null
 drain_wait_pid=$(cat "$LAB_RUN/drain-wait.pid")
 sleep 3

@@ -1,10 +1,8 @@
 # Narration helpers of the demo (busybox sh, sourced after /lab/lib.sh and e2e/lib.sh): what a
 # step does and what it saw, shown live on the host through `say`.
 
-# lbctl finds the director through the environment, so that commands read as an operator
-# would type them on llclb1.
-LBCTL_DIRECTOR=$DIRECTOR_URL
-export LBCTL_DIRECTOR
+# lbctl on llclb1 finds the director by itself: as root it uses the director's admin socket,
+# so commands read as an operator would type them there.
 
 # chapter TITLE...: a heading.
 chapter() {

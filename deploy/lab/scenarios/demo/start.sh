@@ -9,9 +9,8 @@ bring_up
 
 cat >"$LAB_RUN/shell.rc" <<RC
 . $LAB_SCENARIO_DIR/e2e/lib.sh
-LBCTL_DIRECTOR=$DIRECTOR_URL
-export LBCTL_DIRECTOR
-# lbctl runs where an operator runs it: on the director, llclb1.
+# lbctl runs where an operator runs it: on the director, llclb1, as root, through the admin
+# socket.
 lbctl() { in_ns llclb1 /opt/lb/bin/lbctl "\$@"; }
 PS1='lab# '
 RC

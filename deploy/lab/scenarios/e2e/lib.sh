@@ -4,7 +4,9 @@
 # shellcheck shell=sh disable=SC2034 # the variables set here are for the scenarios
 
 E2E_CONF=$LAB_SCENARIO_DIR/e2e
-DIRECTOR_URL=http://$DIP:7700
+DIRECTOR_URL=https://$DIP:7700
+# The cluster CA and certificates the configs name (mutual TLS is the lab's default).
+. "$LAB_SCENARIO_DIR/director/pki.sh"
 SERVICE=llc-ssh
 
 # --- daemons -------------------------------------------------------------------------------
@@ -150,9 +152,10 @@ no_agent_rule() {
 
 # --- lbctl -----------------------------------------------------------------------------------
 
-# lbctl_op ARGS...: lbctl on the director host, as an operator runs it.
+# lbctl_op ARGS...: lbctl on the director host, as an operator runs it: as root, through the
+# director's admin socket (lbctl's default there).
 lbctl_op() {
-  in_ns llclb1 lbctl --director "$DIRECTOR_URL" "$@"
+  in_ns llclb1 lbctl "$@"
 }
 
 # expect_lbctl NAME ARGS...: PASS when `lbctl ARGS` exits 0; its output goes to the console.
