@@ -1,5 +1,7 @@
 //! The kernel's IPVS table: what it holds ([`types`]), the one trait through which the director
-//! changes it ([`IpvsBackend`]), and its errors.
+//! changes it ([`IpvsBackend`]), its errors, and the generic netlink client that implements the
+//! trait for the daemons ([`NetlinkIpvs`]). Feature `testing` adds the in-memory fake
+//! (`MemoryIpvs`) and the contract suite both must pass (`contract`).
 
 mod backend;
 #[cfg(feature = "testing")]

@@ -115,6 +115,7 @@ impl Table {
                 if dests.contains_key(&destination.key()) {
                     return Err(libc::EEXIST);
                 }
+                check_new_address(destination.addr)?;
                 dests.insert(
                     destination.key(),
                     DestinationEntry {
@@ -168,6 +169,22 @@ fn stored(service: &Service) -> Service {
     let mut s = service.clone();
     s.flags.0 &= !ServiceFlags::HASHED;
     s
+}
+
+/// ip_vs_new_dest() takes only addresses a packet can be sent to: an IPv4 address the routing
+/// table calls local or unicast (not 0.0.0.0, broadcast or multicast), an IPv6 unicast address
+/// that is not link-local. Checked after EEXIST, and only when a destination is created.
+fn check_new_address(addr: std::net::IpAddr) -> Result<(), i32> {
+    let refused = match addr {
+        std::net::IpAddr::V4(v4) => v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_unspecified() || v6.is_multicast() || v6.is_unicast_link_local()
+        }
+    };
+    if refused {
+        return Err(libc::EINVAL);
+    }
+    Ok(())
 }
 
 /// Scheduler and interface names are NUL-terminated strings of at most 15 bytes in the

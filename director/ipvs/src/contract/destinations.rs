@@ -183,3 +183,25 @@ pub async fn destination_gue_needs_port<B: IpvsBackend>(ipvs: &B) -> Result<(), 
     apply_refused(ipvs, add_dest(service, gue_without_port), libc::EINVAL).await?;
     destinations_are(ipvs, &service, "list", &[]).await
 }
+
+/// A new destination must be an address a packet can go to: not 0.0.0.0, broadcast or
+/// multicast, and for IPv6 not link-local or multicast. EINVAL otherwise.
+pub async fn destination_address_must_be_unicast<B: IpvsBackend>(ipvs: &B) -> Result<(), Failure> {
+    let service = ssh_service(ipvs).await?;
+    for addr in ["0.0.0.0", "255.255.255.255", "224.0.0.5"] {
+        let bad = Destination::new(ip(addr), 22, ForwardMethod::Route, 1);
+        apply_refused(ipvs, add_dest(service, bad), libc::EINVAL).await?;
+    }
+    let v6 = ServiceKey::Addr {
+        protocol: Protocol::Tcp,
+        addr: doc_v6(0x100),
+        port: 22,
+    };
+    apply_ok(ipvs, &[IpvsOp::AddService(Service::new(v6, "rr"))]).await?;
+    for addr in ["fe80::11", "ff02::1"] {
+        let bad = Destination::new(ip(addr), 22, ForwardMethod::Route, 1);
+        apply_refused(ipvs, add_dest(v6, bad), libc::EINVAL).await?;
+    }
+    destinations_are(ipvs, &service, "IPv4 list", &[]).await?;
+    destinations_are(ipvs, &v6, "IPv6 list", &[]).await
+}

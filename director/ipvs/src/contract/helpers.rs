@@ -12,6 +12,14 @@ use crate::types::*;
 /// The lab's VIP.
 pub(super) const VIP: [u8; 4] = [10, 0, 0, 100];
 
+/// An address written in the cases themselves.
+pub(super) fn ip(text: &str) -> IpAddr {
+    match text.parse() {
+        Ok(addr) => addr,
+        Err(_) => panic!("contract case address {text:?} does not parse"),
+    }
+}
+
 /// An IPv6 address of the documentation prefix 2001:db8::/32 (the kernel takes any global
 /// unicast IPv6 destination, routed or not).
 pub(super) fn doc_v6(last: u16) -> IpAddr {
