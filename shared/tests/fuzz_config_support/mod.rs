@@ -131,7 +131,7 @@ pub enum Edit {
     Duplicate { at: usize, len: usize },
 }
 
-/// Text snippets that TOML parsers and config readers trip over.
+/// Text snippets that TOML and JSON parsers and the readers behind them trip over.
 const NASTY: &[&str] = &[
     "[",
     "]",
@@ -165,6 +165,14 @@ const NASTY: &[&str] = &[
     "1979-05-27",
     "0x",
     "1e999",
+    // JSON, for the director's state file.
+    "null",
+    "\"version\": 2,",
+    "\"\\ud800\"",
+    "18446744073709551616",
+    "-0",
+    ":",
+    "[[[[[[[[",
 ];
 
 fn edit() -> impl Strategy<Value = Edit> {
@@ -212,9 +220,10 @@ impl Edit {
 }
 
 /// `seed` with one to five hostile edits.
-pub fn edited(seed: &'static str) -> impl Strategy<Value = String> {
+pub fn edited(seed: impl Into<String>) -> impl Strategy<Value = String> {
+    let seed = seed.into();
     proptest::collection::vec(edit(), 1..=5).prop_map(move |edits| {
-        let mut text = seed.to_owned();
+        let mut text = seed.clone();
         for e in &edits {
             e.apply(&mut text);
         }
