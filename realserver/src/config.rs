@@ -14,6 +14,7 @@
 //!
 //! Every key is checked before anything is touched, and every problem is reported at once.
 
+use std::io::Read;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -124,9 +125,28 @@ pub struct DirectorCa {
     pub pem: String,
 }
 
+/// Far more than a CA certificate or bundle needs (a host's whole trust store is about
+/// 200 KiB); a file larger than this is not what `director_ca` means.
+const MAX_CA_LEN: u64 = 1024 * 1024;
+
 impl DirectorCa {
     pub fn read(path: &str) -> Result<DirectorCa, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot be read: {e}"))?;
+        let cannot = |e: std::io::Error| format!("cannot be read: {e}");
+        // A device such as /dev/zero never ends and a FIFO may never start: reading either
+        // took all memory or hung the agent (found by fuzzing). Only a regular file is read.
+        if !std::fs::metadata(path).map_err(cannot)?.is_file() {
+            return Err("is not a regular file".into());
+        }
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_CA_LEN + 1).read_to_end(&mut bytes))
+            .map_err(cannot)?;
+        if bytes.len() as u64 > MAX_CA_LEN {
+            return Err(format!(
+                "is larger than {} KiB: not a CA certificate",
+                MAX_CA_LEN / 1024
+            ));
+        }
         let pem = String::from_utf8(bytes)
             .ok()
             .filter(|text| text.contains("-----BEGIN CERTIFICATE-----"))
@@ -208,11 +228,20 @@ fn read_name(root: &Section, hostname: impl FnOnce() -> Result<String, String>) 
     }
 }
 
+/// The agent adds these durations to the clock, which panics past about 292 billion years
+/// (found by fuzzing); a day is already more than a rule check or a stop needs.
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
 fn positive_duration(root: &Section, key: &str, default_secs: u64) -> Option<Duration> {
     let parsed = root.optional(key, |text| {
         let d = duration::parse(text)?;
         if d.is_zero() {
             Err("must be longer than 0s".into())
+        } else if d > MAX_INTERVAL {
+            Err(format!(
+                "must be at most {}",
+                duration::format(MAX_INTERVAL)
+            ))
         } else {
             Ok(d)
         }

@@ -5,6 +5,9 @@
 // Each test binary uses its own part of this module; a panic is the failure report.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::path::Path;
+use std::time::{Duration, Instant};
+
 use lb_shared::config::{ConfigError, Problem};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
@@ -306,4 +309,32 @@ fn assert_names_a_key_of(problem: &Problem, document: &Table) {
         last.1.is_none() && !table.contains_key(&last.0),
         "{problem}"
     );
+}
+
+/// A daemon adds these durations of its config to the current time: none may overflow it.
+pub fn assert_fits_the_clock(durations: &[(&str, Duration)]) {
+    let now = Instant::now();
+    for (key, duration) in durations {
+        let fits = now.checked_add(*duration).is_some();
+        assert!(
+            fits,
+            "{key} = {duration:?} was accepted but overflows the clock"
+        );
+    }
+}
+
+/// The config texts that once broke a reader: every file in `tests/fuzz-regressions/config/`
+/// of the crate at `manifest_dir`.
+pub fn regression_texts(manifest_dir: &str) -> Vec<String> {
+    let dir = Path::new(manifest_dir).join("tests/fuzz-regressions/config");
+    let texts: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        !texts.is_empty(),
+        "no regression inputs in {}",
+        dir.display()
+    );
+    texts
 }
