@@ -239,6 +239,15 @@ impl<I: IpvsBackend> Director<I> {
         Ok(())
     }
 
+    /// The name of the realserver holding a live lease.
+    pub fn lease_holder(&self, lease_id: &str) -> Option<String> {
+        self.lock()
+            .registry
+            .iter()
+            .find(|rs| rs.lease_id.as_deref() == Some(lease_id) && rs.state.is_live())
+            .map(|rs| rs.name.clone())
+    }
+
     pub fn heartbeat(&self, lease_id: &str) -> Result<std::time::Duration, ControlError> {
         let mut inner = self.lock();
         inner.registry.heartbeat(lease_id, Instant::now())?;

@@ -16,6 +16,7 @@ use lb_ipvs::IpvsBackend;
 use lb_proto as pb;
 use lb_shared::domain::{self, Protocol};
 
+use crate::access::{Access, Caller};
 use crate::control::{ControlError, Director};
 use crate::registry::RegistryError;
 use crate::status::status;
@@ -73,11 +74,35 @@ fn millis(d: Duration) -> u64 {
 
 pub struct RegistryService<I> {
     director: Arc<Director<I>>,
+    access: Arc<Access>,
 }
 
-impl<I> RegistryService<I> {
-    pub fn new(director: Arc<Director<I>>) -> Self {
-        RegistryService { director }
+impl<I: IpvsBackend> RegistryService<I> {
+    pub fn new(director: Arc<Director<I>>, access: Arc<Access>) -> Self {
+        RegistryService { director, access }
+    }
+
+    /// A lease may be used only by the realserver that holds it.
+    fn lease_holder(&self, caller: &Caller, lease_id: &str) -> Result<(), Status> {
+        lease_field(lease_id)?;
+        let name = self.director.lease_holder(lease_id).ok_or_else(|| {
+            Status::not_found(format!("unknown lease {lease_id}: register again"))
+        })?;
+        self.access.realserver(caller, &name, None).inspect_err(|e| {
+            tracing::warn!(target: "audit", %caller, action = "lease", target = %name, result = %e.message(), "audit: lease use refused");
+        })
+    }
+}
+
+/// One audit line per admin action: who, what, on whom, and how it ended.
+fn audit<T>(caller: &Caller, action: &str, target: &str, result: &Result<T, Status>) {
+    match result {
+        Ok(_) => {
+            tracing::info!(target: "audit", %caller, action, target, result = "ok", "audit: admin action")
+        }
+        Err(e) => {
+            tracing::warn!(target: "audit", %caller, action, target, result = %e.message(), "audit: admin action refused")
+        }
     }
 }
 
@@ -87,6 +112,7 @@ impl<I: IpvsBackend> pb::registry_server::Registry for RegistryService<I> {
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let caller = Caller::of(&request);
         let req = request.into_inner();
         name_field("name", &req.name)?;
         let address: IpAddr = domain::parse_unicast(&req.address)
@@ -104,6 +130,11 @@ impl<I: IpvsBackend> pb::registry_server::Registry for RegistryService<I> {
                     format!("{:?} is listed twice", s.service),
                 ));
             }
+        }
+        if let Err(refused) = self.access.realserver(&caller, &req.name, Some(address)) {
+            tracing::warn!(target: "audit", %caller, action = "register", target = %req.name, %address,
+                result = %refused.message(), "audit: registration refused");
+            return Err(refused);
         }
         let (lease, services) = self.director.register(&req.name, address, weights)?;
         Ok(Response::new(pb::RegisterResponse {
@@ -125,8 +156,9 @@ impl<I: IpvsBackend> pb::registry_server::Registry for RegistryService<I> {
         &self,
         request: Request<pb::ConfirmRequest>,
     ) -> Result<Response<pb::ConfirmResponse>, Status> {
+        let caller = Caller::of(&request);
         let req = request.into_inner();
-        lease_field(&req.lease_id)?;
+        self.lease_holder(&caller, &req.lease_id)?;
         self.director.confirm(&req.lease_id).await?;
         Ok(Response::new(pb::ConfirmResponse {}))
     }
@@ -135,8 +167,9 @@ impl<I: IpvsBackend> pb::registry_server::Registry for RegistryService<I> {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let caller = Caller::of(&request);
         let req = request.into_inner();
-        lease_field(&req.lease_id)?;
+        self.lease_holder(&caller, &req.lease_id)?;
         let ttl = self.director.heartbeat(&req.lease_id)?;
         Ok(Response::new(pb::HeartbeatResponse {
             lease_ttl_ms: millis(ttl),
@@ -147,8 +180,9 @@ impl<I: IpvsBackend> pb::registry_server::Registry for RegistryService<I> {
         &self,
         request: Request<pb::DeregisterRequest>,
     ) -> Result<Response<pb::DeregisterResponse>, Status> {
+        let caller = Caller::of(&request);
         let req = request.into_inner();
-        lease_field(&req.lease_id)?;
+        self.lease_holder(&caller, &req.lease_id)?;
         self.director.deregister(&req.lease_id).await?;
         Ok(Response::new(pb::DeregisterResponse {}))
     }
@@ -156,16 +190,51 @@ impl<I: IpvsBackend> pb::registry_server::Registry for RegistryService<I> {
 
 pub struct AdminService<I> {
     director: Arc<Director<I>>,
+    access: Arc<Access>,
     /// How often a drain watch samples the kernel's connection counts.
     watch_interval: Duration,
 }
 
 impl<I> AdminService<I> {
-    pub fn new(director: Arc<Director<I>>) -> Self {
+    pub fn new(director: Arc<Director<I>>, access: Arc<Access>) -> Self {
         AdminService {
             director,
+            access,
             watch_interval: Duration::from_secs(1),
         }
+    }
+}
+
+type AdminFuture<'a> =
+    Pin<Box<dyn std::future::Future<Output = Result<String, ControlError>> + Send + 'a>>;
+
+impl<I: IpvsBackend> AdminService<I> {
+    /// Checks the caller, then the arguments, then runs an admin action, and writes its audit
+    /// line whatever the outcome.
+    async fn admin(
+        &self,
+        caller: &Caller,
+        verb: &str,
+        name: &str,
+        weight: Option<u32>,
+        action: impl for<'a> FnOnce(&'a Director<I>, &'a str) -> AdminFuture<'a>,
+    ) -> Result<Response<pb::AdminResponse>, Status> {
+        let result = async {
+            self.access.admin(caller)?;
+            name_field("name", name)?;
+            if let Some(weight) = weight {
+                weight_field("weight", weight)?;
+            }
+            let message = action(&self.director, name).await?;
+            Ok(Response::new(pb::AdminResponse { message }))
+        }
+        .await;
+        let what = match weight {
+            Some(w) => format!("{verb} {w}"),
+            None => verb.to_owned(),
+        };
+        audit(caller, &what, name, &result);
+        result
     }
 }
 
@@ -184,31 +253,35 @@ impl<I: IpvsBackend> pb::admin_server::Admin for AdminService<I> {
         &self,
         request: Request<pb::DrainRequest>,
     ) -> Result<Response<pb::AdminResponse>, Status> {
+        let caller = Caller::of(&request);
         let name = request.into_inner().name;
-        name_field("name", &name)?;
-        let message = self.director.drain(&name).await?;
-        Ok(Response::new(pb::AdminResponse { message }))
+        self.admin(&caller, "drain", &name, None, |d, n| Box::pin(d.drain(n)))
+            .await
     }
 
     async fn undrain(
         &self,
         request: Request<pb::UndrainRequest>,
     ) -> Result<Response<pb::AdminResponse>, Status> {
+        let caller = Caller::of(&request);
         let name = request.into_inner().name;
-        name_field("name", &name)?;
-        let message = self.director.undrain(&name).await?;
-        Ok(Response::new(pb::AdminResponse { message }))
+        self.admin(&caller, "undrain", &name, None, |d, n| {
+            Box::pin(d.undrain(n))
+        })
+        .await
     }
 
     async fn set_weight(
         &self,
         request: Request<pb::SetWeightRequest>,
     ) -> Result<Response<pb::AdminResponse>, Status> {
+        let caller = Caller::of(&request);
         let req = request.into_inner();
-        name_field("name", &req.name)?;
-        let weight = weight_field("weight", req.weight)?;
-        let message = self.director.set_weight(&req.name, weight).await?;
-        Ok(Response::new(pb::AdminResponse { message }))
+        let weight = req.weight;
+        self.admin(&caller, "weight", &req.name, Some(weight), move |d, n| {
+            Box::pin(d.set_weight(n, weight))
+        })
+        .await
     }
 
     type WatchDrainStream = DrainStream;

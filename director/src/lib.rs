@@ -1,5 +1,7 @@
 //! The director: owns the kernel's IPVS table, leases realservers, serves lbctl.
 
+pub mod access;
+pub mod certs;
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -12,3 +14,5 @@ pub mod registry;
 pub mod state;
 pub mod status;
 pub mod table;
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -39,6 +39,15 @@ const KNOWN: &[&str] = &[
     "forward",
     "interface",
     "persistence",
+    "tls",
+    "ca",
+    "cert",
+    "key",
+    "insecure",
+    "admins",
+    "admin_socket",
+    "realserver",
+    "address",
 ];
 
 fn integer(valid: std::ops::RangeInclusive<i64>, invalid: &'static [i64]) -> BoxedStrategy<Value> {
@@ -107,6 +116,65 @@ fn service() -> impl Strategy<Value = Value> {
         )
 }
 
+/// One `[[realserver]]` that may register: a name and an address or network.
+fn realserver() -> impl Strategy<Value = Value> {
+    (
+        option::weighted(0.98, pick(&["llc5", "llc6"], &["bad name"], KNOWN)),
+        option::weighted(
+            0.98,
+            pick(
+                &[
+                    "129.129.190.175",
+                    "10.0.0.0/24",
+                    "2001:db8::/64",
+                    "0.0.0.0/0",
+                ],
+                &["10.0.0.0/33", "10.0.0.0/x", "nowhere"],
+                KNOWN,
+            ),
+        ),
+        extra(KNOWN),
+    )
+        .prop_map(|(name, address, extra)| {
+            let mut realserver = extra;
+            set(&mut realserver, "name", name);
+            set(&mut realserver, "address", address);
+            Value::Table(realserver)
+        })
+}
+
+/// The access keys: `[tls]`, `insecure`, `admins`, `admin_socket`, `[[realserver]]`.
+fn access() -> impl Strategy<Value = Table> {
+    let names = proptest::collection::vec(pick(&["ops", "admin"], &["bad name"], KNOWN), 0..3);
+    let realservers = proptest::collection::vec(realserver(), 1..3).prop_map(Value::Array);
+    (
+        option::weighted(
+            0.4,
+            mostly(tls_table("llclb1.pem", "llclb1.key", KNOWN), KNOWN),
+        ),
+        option::weighted(0.2, mostly(any::<bool>().prop_map(Value::Boolean), KNOWN)),
+        option::of(mostly(names.prop_map(Value::Array), KNOWN)),
+        option::weighted(
+            0.3,
+            pick(
+                &["/run/lb-director/admin.sock", "/tmp/a.sock", ""],
+                &["admin.sock"],
+                KNOWN,
+            ),
+        ),
+        option::weighted(0.8, mostly(realservers, KNOWN)),
+    )
+        .prop_map(|(tls, insecure, admins, admin_socket, realservers)| {
+            let mut access = Table::new();
+            set(&mut access, "tls", tls);
+            set(&mut access, "insecure", insecure);
+            set(&mut access, "admins", admins);
+            set(&mut access, "admin_socket", admin_socket);
+            set(&mut access, "realserver", realservers);
+            access
+        })
+}
+
 /// A director config, each key mostly valid and sometimes missing or of another kind.
 fn document() -> impl Strategy<Value = Table> {
     const MAX: i64 = i32::MAX as i64;
@@ -119,11 +187,15 @@ fn document() -> impl Strategy<Value = Table> {
         Value::Table(t)
     });
     (
-        option::of(pick(
-            &["0.0.0.0:7700", "127.0.0.1:1", "[::1]:7700"],
-            &["nowhere", ":7700", "127.0.0.1"],
-            KNOWN,
-        )),
+        // Mostly on loopback: anything else (the default, 0.0.0.0, too) needs [tls] or insecure.
+        option::weighted(
+            0.9,
+            pick(
+                &["127.0.0.1:7700", "[::1]:7700", "127.0.0.2:1"],
+                &["0.0.0.0:7700", "nowhere", ":7700", "127.0.0.1"],
+                KNOWN,
+            ),
+        ),
         option::of(pick(
             &["/var/lib/lb-director", "/tmp/x"],
             &["relative/dir", ""],
@@ -140,10 +212,12 @@ fn document() -> impl Strategy<Value = Table> {
             ),
         ),
         extra(KNOWN),
+        access(),
     )
         .prop_map(
-            |(listen, state_dir, lease_ttl, resync, timeouts, services, extra)| {
+            |(listen, state_dir, lease_ttl, resync, timeouts, services, extra, access)| {
                 let mut root = extra;
+                root.extend(access);
                 set(&mut root, "listen", listen);
                 set(&mut root, "state_dir", state_dir);
                 set(&mut root, "lease_ttl", lease_ttl);
@@ -192,6 +266,24 @@ fn to_toml(config: &DirectorConfig) -> String {
         Value::Table(t)
     });
     root.insert("service".into(), Value::Array(services.collect()));
+    if let Some(tls) = &config.tls {
+        root.insert("tls".into(), tls_value(tls));
+    }
+    root.insert("insecure".into(), Value::Boolean(config.insecure));
+    let admins = config.admins.iter().cloned().map(string).collect();
+    root.insert("admins".into(), Value::Array(admins));
+    let admin_socket = config
+        .admin_socket
+        .as_ref()
+        .map_or("", |p| p.to_str().unwrap());
+    root.insert("admin_socket".into(), string(admin_socket.to_owned()));
+    let realservers = config.realservers.iter().map(|r| {
+        let mut t = Table::new();
+        t.insert("name".into(), string(r.name.clone()));
+        t.insert("address".into(), string(r.address.to_string()));
+        Value::Table(t)
+    });
+    root.insert("realserver".into(), Value::Array(realservers.collect()));
     toml::to_string(&root).unwrap()
 }
 
@@ -213,7 +305,7 @@ proptest! {
 
     #[test]
     fn any_text_is_read_or_refused_with_named_problems(
-        text in prop_oneof![edited(EXAMPLE), any::<String>()]
+        text in prop_oneof![edited(with_test_tls(EXAMPLE)), any::<String>()]
     ) {
         match parse(&text) {
             Ok(config) => assert_usable(&config),
@@ -247,7 +339,7 @@ proptest! {
         persistence in duration_text(),
     ) {
         let quoted = |v: &Value| v.to_string();
-        let text = EXAMPLE
+        let text = with_test_tls(EXAMPLE)
             .replace("lease_ttl = \"6s\"", &format!("lease_ttl = {}", quoted(&lease_ttl)))
             .replace(
                 "resync_interval = \"5s\"",
@@ -266,7 +358,7 @@ proptest! {
 
 #[test]
 fn the_example_config_reads_back_the_same() {
-    let config = parse(EXAMPLE).unwrap();
+    let config = parse(&with_test_tls(EXAMPLE)).unwrap();
     assert_eq!(parse(&to_toml(&config)).unwrap(), config);
 }
 

@@ -34,11 +34,7 @@ async fn status_shows_the_table_in_ipvsadm_words_and_as_json() {
     let mut registry = director.registry().await;
     join(&mut registry, "llc5", "10.0.0.11", 1).await;
     join(&mut registry, "llc6", "10.0.0.12", 1).await;
-    let key = director.table().await[0].destination.key();
-    director
-        .ipvs
-        .set_connections(&ssh_key(), &key, 2, 1)
-        .unwrap();
+    director.connections("10.0.0.11", 2, 1);
 
     let out = lbctl(&director.url(), &["drain", "llc6"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
@@ -135,20 +131,13 @@ async fn drain_wait_returns_once_active_connections_end() {
     let director = TestDirector::start(Arc::new(MemoryIpvs::new()), dir.path(), "6s").await;
     let mut registry = director.registry().await;
     join(&mut registry, "llc5", "10.0.0.11", 1).await;
-    let key = director.table().await[0].destination.key();
-    director
-        .ipvs
-        .set_connections(&ssh_key(), &key, 1, 0)
-        .unwrap();
+    director.connections("10.0.0.11", 1, 0);
 
     let url = director.url();
     let waiter = tokio::spawn(async move { lbctl(&url, &["drain", "llc5", "--wait"]).await });
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!waiter.is_finished(), "returned while a session was open");
-    director
-        .ipvs
-        .set_connections(&ssh_key(), &key, 0, 1)
-        .unwrap();
+    director.connections("10.0.0.11", 0, 1);
     let out = tokio::time::timeout(Duration::from_secs(5), waiter)
         .await
         .expect("drain --wait did not return after the session ended")
@@ -161,10 +150,7 @@ async fn drain_wait_returns_once_active_connections_end() {
         "{text}"
     );
 
-    director
-        .ipvs
-        .set_connections(&ssh_key(), &key, 3, 0)
-        .unwrap();
+    director.connections("10.0.0.11", 3, 0);
     let out = lbctl(
         &director.url(),
         &["drain", "llc5", "--wait", "--timeout", "1s"],

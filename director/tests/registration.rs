@@ -80,15 +80,7 @@ async fn heartbeats_keep_the_lease_and_expiry_quiesces_then_removes_when_idle() 
     );
 
     // An open session, then the agent goes silent.
-    director
-        .ipvs
-        .set_connections(
-            &ssh_key(),
-            &director.table().await[0].destination.key(),
-            1,
-            0,
-        )
-        .unwrap();
+    director.connections("10.0.0.11", 1, 0);
     director
         .wait_for("weight 0 after the lease expired", |t| {
             t.len() == 1 && t[0].destination.weight == 0
@@ -110,11 +102,7 @@ async fn heartbeats_keep_the_lease_and_expiry_quiesces_then_removes_when_idle() 
         "an expired lease tells the agent to register again"
     );
 
-    let key = director.table().await[0].destination.key();
-    director
-        .ipvs
-        .set_connections(&ssh_key(), &key, 0, 0)
-        .unwrap();
+    director.connections("10.0.0.11", 0, 0);
     director
         .wait_for("removal once idle", |t| t.is_empty())
         .await;
@@ -127,11 +115,7 @@ async fn deregistration_quiesces_like_expiry() {
     let director = TestDirector::start(Arc::new(MemoryIpvs::new()), dir.path(), "6s").await;
     let mut registry = director.registry().await;
     let lease_id = join(&mut registry, "llc5", "10.0.0.11", 1).await;
-    let key = director.table().await[0].destination.key();
-    director
-        .ipvs
-        .set_connections(&ssh_key(), &key, 0, 2)
-        .unwrap();
+    director.connections("10.0.0.11", 0, 2);
 
     registry
         .deregister(pb::DeregisterRequest { lease_id })
@@ -142,10 +126,7 @@ async fn deregistration_quiesces_like_expiry() {
         Some(0),
         "quiesced at once"
     );
-    director
-        .ipvs
-        .set_connections(&ssh_key(), &key, 0, 0)
-        .unwrap();
+    director.connections("10.0.0.11", 0, 0);
     director
         .wait_for("removal once idle", |t| t.is_empty())
         .await;

@@ -248,7 +248,8 @@ impl<R: RuleBackend> Agent<R> {
             RegistryError::LeaseUnknown { .. }
             | RegistryError::Refused(_)
             | RegistryError::BadAnswer(_)
-            | RegistryError::Tls { .. } => (
+            | RegistryError::Tls { .. }
+            | RegistryError::TlsMissing { .. } => (
                 error.to_string(),
                 AgentState::Refused {
                     error: error.to_string(),

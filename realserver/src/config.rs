@@ -2,7 +2,6 @@
 //!
 //! ```toml
 //! director = "http://129.129.190.53:7700"
-//! director_ca = "/etc/lb/director-ca.pem" # optional, https only: the one CA to trust
 //! name = "llc5"                      # optional: defaults to the hostname
 //! address = "129.129.190.175"        # this realserver's address (RIP) as the director reaches it
 //! rule_check_interval = "5s"         # optional: how often the REDIRECT rules are checked
@@ -10,11 +9,14 @@
 //! [[service]]
 //! name = "llc-ssh"                   # joins the director's service of that name
 //! weight = 1                         # optional: 0..=65535, default 1
+//! [tls]                              # required with an https:// director (mutual TLS)
+//! ca = "/etc/lb/tls/ca.pem"          # the cluster CA: the only one trusted for the director
+//! cert = "/etc/lb/tls/llc5.pem"      # this agent's certificate, naming it (DNS name "llc5")
+//! key = "/etc/lb/tls/llc5.key"
 //! ```
 //!
 //! Every key is checked before anything is touched, and every problem is reported at once.
 
-use std::io::Read;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -23,6 +25,7 @@ use lb_shared::config::{self, Section};
 pub use lb_shared::config::{ConfigError, Problem};
 use lb_shared::domain::{parse_name, parse_unicast, MAX_WEIGHT};
 use lb_shared::duration;
+pub use lb_shared::tls::TlsFiles;
 use tonic::transport::Uri;
 
 /// Where the hostname comes from when `name` is not set.
@@ -31,9 +34,9 @@ const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentConfig {
     pub director: DirectorUrl,
-    /// For an https director: the CA certificate (PEM) to trust instead of the host's trust
-    /// store, for a director whose certificate comes from a private CA.
-    pub director_ca: Option<DirectorCa>,
+    /// Mutual TLS with an https director: the cluster CA (the only one trusted for the
+    /// director) and this agent's own certificate and key.
+    pub tls: Option<TlsFiles>,
     /// The realserver's name at the director, e.g. "llc5".
     pub name: String,
     /// This realserver's address (RIP) as the director reaches it.
@@ -118,46 +121,6 @@ impl std::fmt::Display for DirectorUrl {
     }
 }
 
-/// A CA certificate read from the file `director_ca` names, checked to be PEM.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectorCa {
-    pub path: String,
-    pub pem: String,
-}
-
-/// Far more than a CA certificate or bundle needs (a host's whole trust store is about
-/// 200 KiB); a file larger than this is not what `director_ca` means.
-const MAX_CA_LEN: u64 = 1024 * 1024;
-
-impl DirectorCa {
-    pub fn read(path: &str) -> Result<DirectorCa, String> {
-        let cannot = |e: std::io::Error| format!("cannot be read: {e}");
-        // A device such as /dev/zero never ends and a FIFO may never start: reading either
-        // took all memory or hung the agent (found by fuzzing). Only a regular file is read.
-        if !std::fs::metadata(path).map_err(cannot)?.is_file() {
-            return Err("is not a regular file".into());
-        }
-        let mut bytes = Vec::new();
-        std::fs::File::open(path)
-            .and_then(|file| file.take(MAX_CA_LEN + 1).read_to_end(&mut bytes))
-            .map_err(cannot)?;
-        if bytes.len() as u64 > MAX_CA_LEN {
-            return Err(format!(
-                "is larger than {} KiB: not a CA certificate",
-                MAX_CA_LEN / 1024
-            ));
-        }
-        let pem = String::from_utf8(bytes)
-            .ok()
-            .filter(|text| text.contains("-----BEGIN CERTIFICATE-----"))
-            .ok_or("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")?;
-        Ok(DirectorCa {
-            path: path.to_owned(),
-            pem,
-        })
-    }
-}
-
 impl AgentConfig {
     /// Reads and checks the file; `name` defaults to this host's hostname.
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
@@ -186,15 +149,18 @@ fn system_hostname() -> Result<String, String> {
 
 fn read(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Option<AgentConfig> {
     let director = root.required("director", DirectorUrl::parse);
-    let director_ca = root.optional("director_ca", DirectorCa::read);
-    if let (Some(director), Some(Some(ca))) = (&director, &director_ca) {
-        if !director.is_https() {
-            root.problem(
-                "director_ca",
-                &format!("{:?}", ca.path),
-                "is only used with an https:// director",
-            );
+    let tls = TlsFiles::read_section(root);
+    match (&director, &tls) {
+        (Some(d), Some(None)) if d.is_https() => root.problem(
+            "tls",
+            "",
+            "an https:// director needs [tls] with ca, cert and key: the director accepts only agents with a certificate",
+        ),
+        // `None` is a [tls] with problems: still a [tls] that http:// would ignore.
+        (Some(d), Some(Some(_)) | None) if !d.is_https() => {
+            root.problem("tls", "", "is only used with an https:// director")
         }
+        _ => {}
     }
     let name = read_name(root, hostname);
     let address = root.required("address", parse_unicast);
@@ -203,7 +169,7 @@ fn read(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Op
     let services = read_services(root);
     Some(AgentConfig {
         director: director?,
-        director_ca: director_ca?,
+        tls: tls?,
         name: name?,
         address: address?,
         services: services?,

@@ -9,7 +9,7 @@ use lb_proto::{
     ServiceWeight,
 };
 use lb_shared::domain::{parse_unicast, Protocol};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
 use crate::config::AgentConfig;
@@ -46,6 +46,8 @@ pub enum RegistryError {
     Refused(#[source] Status),
     #[error("director's answer is unusable: {0}")]
     BadAnswer(String),
+    #[error("{url} is https but the config has no [tls] (ca, cert, key)")]
+    TlsMissing { url: String },
     #[error("cannot set up TLS for {url}: {source}")]
     Tls {
         url: String,
@@ -84,12 +86,16 @@ impl Registry {
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CALL_TIMEOUT);
         if config.director.is_https() {
-            // A configured CA replaces the host's trust store: a private CA vouches for the
-            // director and for nothing else.
-            let tls = match &config.director_ca {
-                Some(ca) => ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&ca.pem)),
-                None => ClientTlsConfig::new().with_native_roots(),
+            // The cluster CA replaces the host's trust store: it vouches for the director and
+            // for nothing else; the agent's own certificate names it to the director.
+            let Some(files) = &config.tls else {
+                return Err(RegistryError::TlsMissing {
+                    url: config.director.to_string(),
+                });
             };
+            let tls = ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(&files.ca.pem))
+                .identity(Identity::from_pem(&files.cert.pem, &files.key.pem));
             endpoint = endpoint
                 .tls_config(tls)
                 .map_err(|source| RegistryError::Tls {

@@ -10,7 +10,6 @@
 mod fuzz_config_support;
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use fuzz_config_support::*;
 use lb_realserver::config::ConfigError;
@@ -25,7 +24,10 @@ const EXAMPLE: &str = include_str!("../../deploy/agent.example.toml");
 const REGRESSIONS: &str = "tests/proptest-regressions/fuzz_config.txt";
 const KNOWN: &[&str] = &[
     "director",
-    "director_ca",
+    "tls",
+    "ca",
+    "cert",
+    "key",
     "name",
     "address",
     "rule_check_interval",
@@ -33,42 +35,6 @@ const KNOWN: &[&str] = &[
     "service",
     "weight",
 ];
-
-/// Files `director_ca` may name: a PEM certificate, a file that is none, a directory, and
-/// devices, which are no files at all (/dev/zero never ends).
-struct CaFiles {
-    dir: tempfile::TempDir,
-}
-
-fn ca_files() -> &'static CaFiles {
-    static FILES: OnceLock<CaFiles> = OnceLock::new();
-    FILES.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-        std::fs::write(dir.path().join("ca.pem"), pem).unwrap();
-        std::fs::write(dir.path().join("ca.der"), [0x30, 0x82, 0x01]).unwrap();
-        CaFiles { dir }
-    })
-}
-
-fn ca_path() -> impl Strategy<Value = Value> {
-    let dir = ca_files().dir.path();
-    let path = |name: &str| dir.join(name).display().to_string();
-    let good = vec![path("ca.pem")];
-    let bad = vec![
-        path("ca.der"),
-        path("missing.pem"),
-        dir.display().to_string(),
-        "/dev/null".to_owned(),
-        "/dev/zero".to_owned(),
-        String::new(),
-    ];
-    prop_oneof![
-        3 => proptest::sample::select(good),
-        1 => proptest::sample::select(bad),
-    ]
-    .prop_map(Value::String)
-}
 
 /// One `[[service]]`, from a small pool of names so that duplicates happen.
 fn service() -> impl Strategy<Value = Value> {
@@ -96,13 +62,9 @@ fn service() -> impl Strategy<Value = Value> {
 /// name is always there or always valid: without it the agent falls back to this machine's
 /// hostname, which the test does not control.
 fn document() -> impl Strategy<Value = Table> {
-    let director = pick(
-        &[
-            "http://129.129.190.53:7700",
-            "https://lb.example:7700",
-            "http://[2001:db8::2]:7700",
-            "https://10.0.0.2",
-        ],
+    // The scheme decides whether [tls] belongs: mostly they agree.
+    let http = pick(
+        &["http://129.129.190.53:7700", "http://[2001:db8::2]:7700"],
         &[
             "ftp://x",
             "http://",
@@ -113,9 +75,18 @@ fn document() -> impl Strategy<Value = Table> {
         ],
         KNOWN,
     );
+    let https = pick(
+        &["https://lb.example:7700", "https://10.0.0.2"],
+        &["https://"],
+        KNOWN,
+    );
+    let tls = || mostly(tls_table("llc5.pem", "llc5.key", KNOWN), KNOWN);
+    let director_and_tls = prop_oneof![
+        (http, option::weighted(0.05, tls())),
+        (https, option::weighted(0.95, tls())),
+    ];
     (
-        option::weighted(0.98, director),
-        option::weighted(0.2, ca_path()),
+        option::weighted(0.98, director_and_tls),
         pick(
             &["llc5", "llc6", "rs-1.example"],
             &["bad name", "-x"],
@@ -141,10 +112,11 @@ fn document() -> impl Strategy<Value = Table> {
         extra(KNOWN),
     )
         .prop_map(
-            |(director, ca, name, address, rule_check, deregister, services, extra)| {
+            |(director_and_tls, name, address, rule_check, deregister, services, extra)| {
                 let mut root = extra;
+                let (director, tls) = director_and_tls.unzip();
                 set(&mut root, "director", director);
-                set(&mut root, "director_ca", ca);
+                set(&mut root, "tls", tls.flatten());
                 root.insert("name".into(), name);
                 set(&mut root, "address", address);
                 set(&mut root, "rule_check_interval", rule_check);
@@ -160,8 +132,8 @@ fn to_toml(config: &AgentConfig) -> String {
     let mut root = Table::new();
     let string = |s: String| Value::String(s);
     root.insert("director".into(), string(config.director.to_string()));
-    if let Some(ca) = &config.director_ca {
-        root.insert("director_ca".into(), string(ca.path.clone()));
+    if let Some(tls) = &config.tls {
+        root.insert("tls".into(), tls_value(tls));
     }
     root.insert("name".into(), string(config.name.clone()));
     root.insert("address".into(), string(config.address.to_string()));
@@ -223,7 +195,7 @@ proptest! {
 
     #[test]
     fn any_text_is_read_or_refused_with_named_problems(
-        text in prop_oneof![edited(EXAMPLE), any::<String>()]
+        text in prop_oneof![edited(with_test_tls(EXAMPLE)), any::<String>()]
     ) {
         check(&text, text.parse().ok().as_ref());
     }
@@ -233,17 +205,22 @@ proptest! {
         check(&toml::to_string(&document).unwrap(), Some(&document));
     }
 
-    /// Durations and the CA file get a property of their own: in a whole random document a
-    /// bad one is rarely the only problem, so an accepted one the agent cannot use would hide.
+    /// Durations and the TLS files get a property of their own: in a whole random document
+    /// a bad one is rarely the only problem, so an accepted one the agent cannot use would
+    /// hide.
     #[test]
-    fn any_duration_or_ca_file_in_the_example_is_usable_or_refused_by_name(
+    fn any_duration_or_tls_file_in_the_example_is_usable_or_refused_by_name(
         rule_check in duration_text(),
         deregister in duration_text(),
-        ca in ca_path(),
+        ca in pem_path("ca.pem"),
+        cert in pem_path("llc5.pem"),
+        key in pem_path("llc5.key"),
     ) {
-        let text = EXAMPLE
-            .replace("http://129.129.190.53:7700", "https://129.129.190.53:7700")
-            .replace("# director_ca = \"/etc/lb/director-ca.pem\"", &format!("director_ca = {ca}"))
+        let dir = tls_dir().display().to_string();
+        let text = with_test_tls(EXAMPLE)
+            .replace(&format!("ca = \"{dir}/ca.pem\""), &format!("ca = {ca}"))
+            .replace(&format!("cert = \"{dir}/llc5.pem\""), &format!("cert = {cert}"))
+            .replace(&format!("key = \"{dir}/llc5.key\""), &format!("key = {key}"))
             .replace("# rule_check_interval = \"5s\"", &format!("rule_check_interval = {rule_check}"))
             .replace("# deregister_timeout = \"3s\"", &format!("deregister_timeout = {deregister}"));
         check(&text, Some(&text.parse().unwrap()));
@@ -252,7 +229,8 @@ proptest! {
 
 #[test]
 fn the_example_config_reads_back_the_same() {
-    check(EXAMPLE, Some(&EXAMPLE.parse().unwrap()));
+    let example = with_test_tls(EXAMPLE);
+    check(&example, Some(&example.parse().unwrap()));
 }
 
 #[test]
@@ -263,13 +241,13 @@ fn inputs_that_once_failed_are_refused_or_usable() {
 }
 
 #[test]
-fn a_device_as_director_ca_is_refused_without_reading_it() {
+fn a_device_as_a_tls_file_is_refused_without_reading_it() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fuzz-regressions/config/director_ca_dev_zero.toml");
+        .join("tests/fuzz-regressions/config/tls_files_dev_zero.toml");
     let text = std::fs::read_to_string(path).unwrap();
     let error = parse_within_deadline(&text).unwrap_err().to_string();
     assert!(
-        error.contains("director_ca = \"/dev/zero\": is not a regular file"),
+        error.contains("tls.ca = \"/dev/zero\": is not a regular file"),
         "{error}"
     );
 }

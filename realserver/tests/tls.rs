@@ -1,55 +1,80 @@
-//! An https director: the agent trusts the CA that `director_ca` names, and nobody else.
+//! An https director: the agent trusts the cluster CA of its `[tls]` and nobody else, and shows
+//! its own certificate.
 #![allow(clippy::unwrap_used)] // test helpers too: a panic is the failure report
 
 mod support;
 
 use std::sync::Arc;
 
-use lb_realserver::config::DirectorCa;
+use lb_realserver::config::TlsFiles;
 use lb_realserver::rules::MemoryRules;
 use lb_realserver::AgentState;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use support::{agent_config, spawn_agent, FakeDirector, Options};
-use tonic::transport::{Identity, ServerTlsConfig};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-/// A private CA and a certificate it signed for "localhost"; answers (CA PEM, server identity).
-fn private_ca() -> (String, Identity) {
+/// A private CA: its PEM, and (cert, key) PEMs it signed for "localhost" and for "llc5".
+struct Pki {
+    ca: String,
+    server: (String, String),
+    agent: (String, String),
+}
+
+fn private_ca() -> Pki {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    (
-        ca.pem(),
-        Identity::from_pem(cert.pem(), key.serialize_pem()),
-    )
+    let sign = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    Pki {
+        ca: ca.pem(),
+        server: sign("localhost"),
+        agent: sign("llc5"),
+    }
 }
 
-fn https_director(chain: &MemoryRules, identity: Identity) -> FakeDirector {
+/// An https director that, like the real one, requires a client certificate from `pki`'s CA.
+fn https_director(chain: &MemoryRules, pki: &Pki) -> FakeDirector {
     let options = Options {
-        tls: Some(ServerTlsConfig::new().identity(identity)),
+        tls: Some(
+            ServerTlsConfig::new()
+                .identity(Identity::from_pem(&pki.server.0, &pki.server.1))
+                .client_ca_root(Certificate::from_pem(&pki.ca)),
+        ),
         ..Options::default()
     };
     FakeDirector::start_with(Arc::new(chain.clone()), options)
 }
 
-fn ca_file(dir: &tempfile::TempDir, pem: &str) -> DirectorCa {
-    let path = dir.path().join("director-ca.pem");
-    std::fs::write(&path, pem).unwrap();
-    DirectorCa::read(path.to_str().unwrap()).unwrap()
+/// The agent's `[tls]`: trusting `ca`, showing the certificate `pki` signed for llc5.
+fn tls_files(dir: &tempfile::TempDir, ca: &str, pki: &Pki) -> TlsFiles {
+    let write = |name: &str, pem: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    TlsFiles::read(
+        &write("ca.pem", ca),
+        &write("llc5.pem", &pki.agent.0),
+        &write("llc5.key", &pki.agent.1),
+    )
+    .unwrap()
 }
 
 #[tokio::test]
 async fn registers_with_an_https_director_signed_by_the_configured_ca() {
-    let (ca, identity) = private_ca();
+    let pki = private_ca();
     let chain = MemoryRules::new();
-    let director = https_director(&chain, identity);
+    let director = https_director(&chain, &pki);
     let dir = tempfile::tempdir().unwrap();
     let mut config = agent_config(&director.https_url());
-    config.director_ca = Some(ca_file(&dir, &ca));
+    config.tls = Some(tls_files(&dir, &pki.ca, &pki));
 
     let mut agent = spawn_agent(config, &chain);
     agent.registered().await;
@@ -59,13 +84,13 @@ async fn registers_with_an_https_director_signed_by_the_configured_ca() {
 
 #[tokio::test]
 async fn refuses_a_director_whose_certificate_another_ca_signed() {
-    let (_, identity) = private_ca();
-    let (other_ca, _) = private_ca();
+    let pki = private_ca();
+    let other = private_ca();
     let chain = MemoryRules::new();
-    let director = https_director(&chain, identity);
+    let director = https_director(&chain, &pki);
     let dir = tempfile::tempdir().unwrap();
     let mut config = agent_config(&director.https_url());
-    config.director_ca = Some(ca_file(&dir, &other_ca));
+    config.tls = Some(tls_files(&dir, &other.ca, &pki));
 
     let mut agent = spawn_agent(config, &chain);
     let state = agent

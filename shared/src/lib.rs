@@ -8,6 +8,7 @@ pub mod duration;
 pub mod notify;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 /// Exit code for bad configuration (`EX_USAGE` from sysexits.h), as linkerd2-proxy does.
 pub const EXIT_CONFIG: i32 = 64;

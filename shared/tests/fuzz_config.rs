@@ -1,6 +1,7 @@
 //! Fuzzing of the config loader every daemon uses (`lb_shared::config::parse`, issue 6): any
 //! text and any TOML document must come back as a value or as a list of problems that each
-//! name a key path, never as a panic; a valid document read twice gives the same value.
+//! name a key path, never as a panic; a valid document read twice gives the same value. The
+//! reader here also takes a `[tls]` section, whose files every component reads.
 //! A few hundred cases per property in `cargo test`; `PROPTEST_CASES` raises it.
 
 mod fuzz_config_support;
@@ -12,13 +13,14 @@ use fuzz_config_support::*;
 use lb_shared::config::{self, ConfigError, Section};
 use lb_shared::domain::parse_name;
 use lb_shared::duration;
+use lb_shared::tls::TlsFiles;
 use proptest::option;
 use proptest::prelude::*;
 use toml::{Table, Value};
 
 const PATH: &str = "/etc/lb/fuzz.toml";
 const KNOWN: &[&str] = &[
-    "name", "port", "enabled", "when", "list", "sub", "items", "weight",
+    "name", "port", "enabled", "when", "list", "sub", "items", "weight", "tls", "ca", "cert", "key",
 ];
 
 /// What [`read`] takes out of a section: one key of each kind `Section` reads.
@@ -31,6 +33,7 @@ struct Read {
     list: Vec<String>,
     sub: Option<Box<Read>>,
     items: Vec<(String, u32)>,
+    tls: Option<TlsFiles>,
 }
 
 /// Reads every key before giving up on any, as the daemons' readers do: a key left unread
@@ -54,6 +57,7 @@ fn read(section: &Section, depth: u8) -> Option<Read> {
             Some((name?, weight?))
         })
         .collect();
+    let tls = TlsFiles::read_section(section);
     Some(Read {
         name: name?,
         port: port?,
@@ -65,6 +69,7 @@ fn read(section: &Section, depth: u8) -> Option<Read> {
             None => None,
         },
         items: items.into_iter().collect::<Option<_>>()?,
+        tls: tls?,
     })
 }
 
@@ -102,9 +107,10 @@ fn document() -> impl Strategy<Value = Table> {
             proptest::collection::vec(item, 0..4).prop_map(Value::Array),
             KNOWN,
         )),
+        option::weighted(0.3, mostly(tls_table("llc5.pem", "llc5.key", KNOWN), KNOWN)),
         prop_oneof![4 => Just(Table::new()), 1 => table(KNOWN)],
     )
-        .prop_map(|(name, port, enabled, when, list, items, extra)| {
+        .prop_map(|(name, port, enabled, when, list, items, tls, extra)| {
             let mut section = extra;
             set(&mut section, "name", name);
             set(&mut section, "port", port);
@@ -112,6 +118,7 @@ fn document() -> impl Strategy<Value = Table> {
             set(&mut section, "when", when);
             set(&mut section, "list", list);
             set(&mut section, "items", items);
+            set(&mut section, "tls", tls);
             section
         });
     (section.clone(), option::of(section)).prop_map(|(mut root, sub)| {
@@ -169,4 +176,15 @@ fn the_seed_reads_back_completely() {
     assert_eq!(value.when, Some(Duration::from_secs(6)));
     assert_eq!(value.items, vec![("x".to_owned(), 3)]);
     assert_eq!(value.sub.unwrap().name.as_deref(), Some("inner"));
+}
+
+#[test]
+fn a_device_as_a_pem_file_is_refused_without_reading_it() {
+    // /dev/zero never ends: reading it took all memory (found by fuzzing the agent's config).
+    let text = "[tls]\nca = \"/dev/zero\"\ncert = \"/dev/zero\"\nkey = \"/dev/zero\"\n";
+    let error = parse(text).unwrap_err().to_string();
+    for key in ["ca", "cert", "key"] {
+        let expected = format!("tls.{key} = \"/dev/zero\": is not a regular file");
+        assert!(error.contains(&expected), "{error}");
+    }
 }

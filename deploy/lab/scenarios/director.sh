@@ -5,6 +5,7 @@
 
 conf=$LAB_SCENARIO_DIR/director
 foreign=10.0.0.200
+. "$conf/pki.sh"
 
 # A service nobody configured, on another VIP, made by hand before the director starts.
 in_ns llclb1 ipvsadm -A -t "$foreign:80" -s wlc
@@ -40,6 +41,24 @@ else
   fail agents-join-as-route-weight-1 "llc5: '$(dest_line "$RIP5")', llc6: '$(dest_line "$RIP6")'"
   show_log director; show_log agent-llc5
 fi
+
+# Mutual TLS: lbctl as root on the director host goes through the admin socket; over TLS the
+# admin certificate may drain, an agent's certificate may not.
+tls_lbctl() { in_ns "$1" lbctl --director "https://$DIP:7700" --ca "$LAB_PKI/ca.pem" --cert "$LAB_PKI/$2.pem" --key "$LAB_PKI/$2.key" "$3" "$4"; }
+check lbctl-admin-socket in_ns llclb1 sh -c 'lbctl status | grep -q llc5'
+if out=$(tls_lbctl client llc6 drain llc5 2>&1); then
+  fail agent-cert-cannot-drain "an agent's certificate drained llc5: $out"
+else
+  case "$out" in
+    *"is not an admin"*) pass agent-cert-cannot-drain ;;
+    *) fail agent-cert-cannot-drain "unexpected refusal: $out" ;;
+  esac
+fi
+check admin-cert-drains tls_lbctl client ops drain llc5
+if wait_until 5 has_dest "$RIP5" "Route 0"; then pass drain-over-tls-weight-0; else fail drain-over-tls-weight-0 "llc5 is '$(dest_line "$RIP5")'"; fi
+check admin-cert-undrains tls_lbctl client ops undrain llc5
+wait_until 5 has_dest "$RIP5" "Route 1" || fail undrain-over-tls "llc5 is '$(dest_line "$RIP5")'"
+check audit-log grep -q 'audit: admin action caller=cert:ops action="drain" target="llc5" result="ok"' /var/log/lab/director.log
 
 # Drift by hand: resync_interval is 1s, allow a few.
 in_ns llclb1 ipvsadm -d -t "$VIP:22" -r "$RIP5:22"

@@ -10,6 +10,9 @@ use lb_ipvs::{Destination, ForwardMethod, Service, ServiceKey, Timeouts};
 use lb_shared::config::{self, ConfigError, Section};
 use lb_shared::domain::{self, Forward, Protocol};
 use lb_shared::duration;
+use lb_shared::tls::TlsFiles;
+
+use crate::access::{AddressRange, AllowedRealServer};
 
 pub const DEFAULT_PATH: &str = "/etc/lb/director.toml";
 
@@ -26,7 +29,19 @@ pub struct DirectorConfig {
     /// Like `ipvsadm --set`: 0 leaves a value unchanged.
     pub timeouts: Timeouts,
     pub services: Vec<ServiceConfig>,
+    /// Mutual TLS for every gRPC caller; None means plaintext (loopback unless `insecure`).
+    pub tls: Option<TlsFiles>,
+    /// Plaintext on a non-loopback address, knowingly.
+    pub insecure: bool,
+    /// Certificate names allowed to drain, undrain and set weights.
+    pub admins: Vec<String>,
+    /// Local socket for lbctl on the director host (root only); None disables it.
+    pub admin_socket: Option<PathBuf>,
+    /// `[[realserver]]`: who may register, from where. Required with TLS.
+    pub realservers: Vec<AllowedRealServer>,
 }
+
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/lb-director/admin.sock";
 
 /// One `[[service]]`: a virtual service this director owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,14 +143,61 @@ fn read(root: &Section) -> Option<DirectorConfig> {
         root.problem("service", "", "at least one [[service]] is required");
     }
     check_unique(root, &services);
+    let tls = TlsFiles::read_section(root);
+    let insecure = root.boolean("insecure", false);
+    let admins = root.strings("admins", domain::parse_name);
+    let admin_socket = root.optional("admin_socket", |s| {
+        if s.is_empty() {
+            Ok(None)
+        } else {
+            parse_absolute_path(s).map(Some)
+        }
+    });
+    let realservers: Vec<Option<AllowedRealServer>> = root
+        .tables("realserver")
+        .iter()
+        .map(read_realserver)
+        .collect();
+    let listen = listen.map(|l| l.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 7700))));
+    if let (Some(addr), Some(None), Some(false)) = (&listen, &tls, insecure) {
+        if !addr.ip().is_loopback() {
+            root.problem(
+                "listen",
+                &format!("\"{addr}\""),
+                "without [tls] the director listens on loopback only: add [tls] (ca, cert, key) or set insecure = true",
+            );
+        }
+    }
+    // `Some(None)` is "no [tls]"; `None` is a [tls] with problems, still a [tls].
+    if !matches!(tls, Some(None)) && realservers.is_empty() {
+        root.problem(
+            "realserver",
+            "",
+            "with [tls], list the realservers that may register: [[realserver]] name = \"llc5\", address = \"129.129.190.175\"",
+        );
+    }
 
     Some(DirectorConfig {
-        listen: listen?.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 7700))),
+        listen: listen?,
         state_dir: state_dir?.unwrap_or_else(|| PathBuf::from("/var/lib/lb-director")),
         lease_ttl: lease_ttl?.unwrap_or(Duration::from_secs(6)),
         resync_interval: resync?.unwrap_or(Duration::from_secs(5)),
         timeouts: timeouts?,
         services: services.into_iter().collect::<Option<Vec<_>>>()?,
+        tls: tls?,
+        insecure: insecure?,
+        admins,
+        admin_socket: admin_socket?.unwrap_or_else(|| Some(PathBuf::from(DEFAULT_ADMIN_SOCKET))),
+        realservers: realservers.into_iter().collect::<Option<Vec<_>>>()?,
+    })
+}
+
+fn read_realserver(s: &Section) -> Option<AllowedRealServer> {
+    let name = s.required("name", domain::parse_name);
+    let address = s.required("address", AddressRange::parse);
+    Some(AllowedRealServer {
+        name: name?,
+        address: address?,
     })
 }
 

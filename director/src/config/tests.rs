@@ -2,6 +2,7 @@ use super::*;
 
 const SEED: &str = r#"
 listen = "0.0.0.0:7700"
+insecure = true
 state_dir = "/var/lib/lb-director"
 lease_ttl = "6s"
 resync_interval = "5s"
@@ -113,11 +114,75 @@ fn services_are_required_and_unique() {
 #[test]
 fn missing_required_keys_are_named() {
     assert_eq!(
-        problems("[[service]]\nname = \"x\"\n"),
+        problems("listen = \"127.0.0.1:7700\"\n[[service]]\nname = \"x\"\n"),
         vec![
             "service[0].vip: is required",
             "service[0].port: is required",
             "service[0].interface: is required",
         ]
     );
+}
+
+#[test]
+fn plaintext_is_loopback_only_unless_insecure() {
+    let service =
+        "[[service]]\nname = \"s\"\nvip = \"10.0.0.100\"\nport = 22\ninterface = \"eth0\"\n";
+    assert_eq!(
+        problems(&format!("listen = \"10.0.0.2:7700\"\n{service}")),
+        vec!["listen = \"10.0.0.2:7700\": without [tls] the director listens on loopback only: add [tls] (ca, cert, key) or set insecure = true"]
+    );
+    assert_eq!(
+        problems(service).len(),
+        1,
+        "the default 0.0.0.0:7700 is not loopback either"
+    );
+    assert!(problems(&format!("listen = \"127.0.0.1:7700\"\n{service}")).is_empty());
+    assert!(problems(&format!(
+        "listen = \"10.0.0.2:7700\"\ninsecure = true\n{service}"
+    ))
+    .is_empty());
+}
+
+#[test]
+fn tls_files_and_the_realserver_list_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("director.pem");
+    std::fs::write(
+        &cert,
+        "-----BEGIN CERTIFICATE-----\nAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let text = format!(
+        "listen = \"0.0.0.0:7700\"\nadmins = [\"ops\", \"bad name\"]\n[tls]\nca = \"{c}\"\ncert = \"{c}\"\nkey = \"{c}\"\n[[service]]\nname = \"s\"\nvip = \"10.0.0.100\"\nport = 22\ninterface = \"eth0\"\n",
+        c = cert.display()
+    );
+    let found = problems(&text);
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(found[0].starts_with("tls.key = "), "{found:#?}");
+    assert!(found[0].ends_with("holds no PEM PRIVATE KEY block"));
+    assert!(found[1].starts_with("admins[1] = \"bad name\""));
+    assert!(found[2].starts_with("realserver: with [tls], list the realservers"));
+
+    let listed = format!("{text}[[realserver]]\nname = \"llc5\"\naddress = \"10.0.0.0/33\"\n");
+    assert!(problems(&listed)
+        .iter()
+        .any(|p| p.starts_with("realserver[0].address = \"10.0.0.0/33\": has a prefix length")));
+}
+
+#[test]
+fn the_shipped_example_is_valid() {
+    // Its [tls] names files under /etc/lb/tls: make real ones elsewhere and point there.
+    let pki = tempfile::tempdir().unwrap();
+    crate::certs::init_ca(pki.path(), "test CA").unwrap();
+    crate::certs::issue(pki.path(), "llclb1", &[], &[]).unwrap();
+    let text = include_str!("../../../deploy/director.example.toml")
+        .replace("/etc/lb/tls", pki.path().to_str().unwrap());
+    let config = DirectorConfig::parse(Path::new("director.example.toml"), &text).unwrap();
+    assert_eq!(
+        config.services[0].key().to_string(),
+        "TCP 129.129.190.54:22"
+    );
+    assert_eq!(config.realservers.len(), 2);
+    assert_eq!(config.admins, vec!["ops"]);
+    assert!(config.tls.is_some());
 }

@@ -4,14 +4,20 @@
 mod render;
 
 use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tokio_stream::StreamExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
 
 use lb_proto as pb;
 use lb_shared::duration;
+use lb_shared::tls::TlsFiles;
+
+use crate::certs::{self, CertError};
+use crate::config::DEFAULT_ADMIN_SOCKET;
 
 pub use render::{render_json, render_table};
 
@@ -21,12 +27,26 @@ pub const DEFAULT_DIRECTOR: &str = "http://127.0.0.1:7700";
 #[command(
     name = "lbctl",
     version,
-    about = "Operate the LVS director: status, drain, weights"
+    about = "Operate the LVS director: status, drain, weights",
+    after_help = "Without --director or --socket, lbctl uses the director's admin socket \
+                  (/run/lb-director/admin.sock) when it exists, else http://127.0.0.1:7700."
 )]
 pub struct Cli {
-    /// Director to talk to.
-    #[arg(long, env = "LBCTL_DIRECTOR", default_value = DEFAULT_DIRECTOR, global = true)]
-    pub director: String,
+    /// Director URL: http://HOST:7700, or https://HOST:7700 with --ca, --cert and --key.
+    #[arg(long, env = "LBCTL_DIRECTOR", global = true)]
+    pub director: Option<String>,
+    /// The director's admin socket (on the director host, as root).
+    #[arg(long, env = "LBCTL_SOCKET", global = true, conflicts_with = "director")]
+    pub socket: Option<PathBuf>,
+    /// CA certificate (PEM) that signed the director's certificate, for https.
+    #[arg(long, env = "LBCTL_CA", global = true)]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) naming an admin, for https.
+    #[arg(long, env = "LBCTL_CERT", global = true)]
+    pub cert: Option<PathBuf>,
+    /// Client key (PEM), for https.
+    #[arg(long, env = "LBCTL_KEY", global = true)]
+    pub key: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -57,14 +77,78 @@ pub enum Command {
         #[arg(value_parser = clap::value_parser!(u32).range(0..=65535))]
         weight: u32,
     },
+    /// Make the cluster's private CA and certificates for mutual TLS (no director needed).
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Create DIR/ca.pem and DIR/ca.key.
+    Init {
+        dir: PathBuf,
+        #[arg(long, default_value = "lb cluster CA")]
+        common_name: String,
+    },
+    /// Create DIR/NAME.pem and DIR/NAME.key signed by the CA in DIR. NAME is the identity the
+    /// director checks: a realserver's name, an admin's name, or the director's own name.
+    Issue {
+        dir: PathBuf,
+        name: String,
+        /// Another DNS name the party is reached at (repeatable).
+        #[arg(long)]
+        dns: Vec<String>,
+        /// An IP address the party is reached at, e.g. the director's DIP (repeatable).
+        #[arg(long)]
+        ip: Vec<IpAddr>,
+    },
+}
+
+/// Where lbctl talks to the director.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Url(String),
+    Socket(PathBuf),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Url(url) => f.write_str(url),
+            Target::Socket(path) => write!(f, "socket {}", path.display()),
+        }
+    }
+}
+
+impl Cli {
+    /// --socket, else --director (or LBCTL_DIRECTOR), else the admin socket if it exists on this
+    /// host, else the director on loopback.
+    pub fn target(&self) -> Target {
+        if let Some(path) = &self.socket {
+            return Target::Socket(path.clone());
+        }
+        if let Some(url) = &self.director {
+            return Target::Url(url.clone());
+        }
+        if Path::new(DEFAULT_ADMIN_SOCKET).exists() {
+            return Target::Socket(PathBuf::from(DEFAULT_ADMIN_SOCKET));
+        }
+        Target::Url(DEFAULT_DIRECTOR.to_owned())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LbctlError {
     #[error("{0:?} is not a director URL: write for example http://10.0.0.2:7700")]
     BadUrl(String),
-    #[error("cannot reach the director at {url}: {reason}")]
-    Unreachable { url: String, reason: String },
+    #[error("cannot reach the director at {target}: {reason}")]
+    Unreachable { target: Target, reason: String },
+    #[error("an https director needs --ca, --cert and --key (or LBCTL_CA, LBCTL_CERT, LBCTL_KEY)")]
+    TlsFilesMissing,
+    #[error("{0}")]
+    TlsFiles(String),
+    #[error(transparent)]
+    Certs(#[from] CertError),
     #[error("{}", .0.message())]
     Refused(#[from] tonic::Status),
     #[error("timed out after {} waiting for {name} to drain ({active} active connection(s) left)", duration::format(*.after))]
@@ -77,18 +161,44 @@ pub enum LbctlError {
     Output(#[from] std::io::Error),
 }
 
-async fn connect(url: &str) -> Result<Channel, LbctlError> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
-        .map_err(|_| LbctlError::BadUrl(url.to_owned()))?
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(30));
-    endpoint
-        .connect()
-        .await
-        .map_err(|e| LbctlError::Unreachable {
-            url: url.to_owned(),
-            reason: causes(&e),
-        })
+async fn connect(cli: &Cli) -> Result<Channel, LbctlError> {
+    let target = cli.target();
+    let unreachable = |e: tonic::transport::Error| LbctlError::Unreachable {
+        target: target.clone(),
+        reason: causes(&e),
+    };
+    match &target {
+        Target::Socket(path) => {
+            // The URI is a placeholder: the connector below always dials the socket.
+            let path = path.clone();
+            Endpoint::from_static("http://admin.sock")
+                .connect_with_connector(tower::service_fn(move |_: Uri| {
+                    let path = path.clone();
+                    async move {
+                        let stream = tokio::net::UnixStream::connect(path).await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                    }
+                }))
+                .await
+                .map_err(unreachable)
+        }
+        Target::Url(url) => {
+            let mut endpoint = Endpoint::from_shared(url.clone())
+                .map_err(|_| LbctlError::BadUrl(url.clone()))?
+                .connect_timeout(Duration::from_secs(3));
+            if url.starts_with("https://") {
+                let (Some(ca), Some(cert), Some(key)) = (&cli.ca, &cli.cert, &cli.key) else {
+                    return Err(LbctlError::TlsFilesMissing);
+                };
+                let files = TlsFiles::read(ca, cert, key).map_err(LbctlError::TlsFiles)?;
+                let tls = ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(&files.ca.pem))
+                    .identity(Identity::from_pem(&files.cert.pem, &files.key.pem));
+                endpoint = endpoint.tls_config(tls).map_err(unreachable)?;
+            }
+            endpoint.connect().await.map_err(unreachable)
+        }
+    }
 }
 
 /// An error with its causes ("transport error: tcp connect error: Connection refused"): tonic's
@@ -112,9 +222,13 @@ fn causes(error: &dyn std::error::Error) -> String {
 
 /// Runs one lbctl command, writing what the operator reads to `out`.
 pub async fn run(cli: Cli, out: &mut impl Write) -> Result<(), LbctlError> {
-    let channel = connect(&cli.director).await?;
+    if let Command::Certs(certs) = &cli.command {
+        return make_certs(certs, out);
+    }
+    let channel = connect(&cli).await?;
     let mut admin = pb::admin_client::AdminClient::new(channel);
     match cli.command {
+        Command::Certs(_) => {}
         Command::Status { json } => {
             let status = admin.status(pb::StatusRequest {}).await?.into_inner();
             if json {
@@ -144,6 +258,17 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> Result<(), LbctlError> {
                 .await?;
             writeln!(out, "{}", reply.into_inner().message)?;
         }
+    }
+    Ok(())
+}
+
+fn make_certs(command: &CertsCommand, out: &mut impl Write) -> Result<(), LbctlError> {
+    let written = match command {
+        CertsCommand::Init { dir, common_name } => certs::init_ca(dir, common_name)?,
+        CertsCommand::Issue { dir, name, dns, ip } => certs::issue(dir, name, dns, ip)?,
+    };
+    for path in written {
+        writeln!(out, "wrote {}", path.display())?;
     }
     Ok(())
 }

@@ -245,17 +245,16 @@ colour = "blue"
 }
 
 #[test]
-fn https_directors_are_accepted() {
-    let text = seed_with("director", r#"director = "https://director.example:7700""#);
-    let config = parse_as("llc5", &text).unwrap();
-    assert!(config.director.is_https());
-    assert_eq!(config.director.authority(), "director.example:7700");
-}
-
-#[test]
 fn the_shipped_example_is_valid() {
-    let text = include_str!("../../../deploy/agent.example.toml");
-    let config = parse_as("ignored", text).unwrap();
+    // Its [tls] names files under /etc/lb/tls: make real ones elsewhere and point there.
+    let pki = tempfile::tempdir().unwrap();
+    lb_director::certs::init_ca(pki.path(), "test CA").unwrap();
+    lb_director::certs::issue(pki.path(), "llc5", &[], &[]).unwrap();
+    let text = include_str!("../../../deploy/agent.example.toml")
+        .replace("/etc/lb/tls", pki.path().to_str().unwrap());
+    let config = parse_as("ignored", &text).unwrap();
+    assert!(config.director.is_https());
+    assert!(config.tls.is_some());
     assert_eq!(config.name, "llc5");
     assert_eq!(config.director.authority(), "129.129.190.53:7700");
     assert_eq!(config.address.to_string(), "129.129.190.175");
@@ -263,51 +262,55 @@ fn the_shipped_example_is_valid() {
 }
 
 #[test]
-fn director_ca_must_be_a_readable_pem_for_an_https_director() {
+fn an_https_director_needs_tls_files_and_http_takes_none() {
     let dir = std::env::temp_dir().join(format!("lb-agent-config-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let pem = dir.join("ca.pem");
+    let cert = dir.join("llc5.pem");
     std::fs::write(
-        &pem,
+        &cert,
         "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
     )
     .unwrap();
-    let not_pem = dir.join("ca.der");
-    std::fs::write(&not_pem, [0x30, 0x82]).unwrap();
-    let with_ca = |url: &str, ca: &Path| {
-        seed_with(
-            "director",
-            &format!(
-                "director = \"{url}\"\ndirector_ca = {:?}",
-                ca.display().to_string()
-            ),
-        )
-    };
-
-    let config = parse_as("llc5", &with_ca("https://lb.example:7700", &pem)).unwrap();
+    let key = dir.join("llc5.key");
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let https = "https://lb.example:7700";
+    let config = parse_as("llc5", &format!(
+        "director = \"{https}\"\naddress = \"10.0.0.11\"\n[[service]]\nname = \"llc-ssh\"\n[tls]\nca = {c:?}\ncert = {c:?}\nkey = {k:?}\n",
+        c = cert.display().to_string(),
+        k = key.display().to_string()
+    ))
+    .unwrap();
+    assert!(config.director.is_https());
+    assert_eq!(config.director.authority(), "lb.example:7700");
     assert!(config
-        .director_ca
+        .tls
         .unwrap()
+        .cert
         .pem
-        .contains("BEGIN CERTIFICATE"));
+        .starts_with(b"-----BEGIN CERTIFICATE"));
 
-    let found = problems(&with_ca("http://10.0.0.2:7700", &pem));
+    let found = problems(&format!(
+        "director = \"{https}\"\naddress = \"10.0.0.11\"\n[[service]]\nname = \"llc-ssh\"\n"
+    ));
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(
-        found[0].ends_with("is only used with an https:// director"),
+        found[0].starts_with("tls: an https:// director needs [tls]"),
         "{found:?}"
     );
 
-    let found = problems(&with_ca("https://lb.example:7700", &not_pem));
-    assert!(found[0].contains("holds no PEM certificate"), "{found:?}");
-
-    let found = problems(&with_ca(
-        "https://lb.example:7700",
-        &dir.join("missing.pem"),
+    let found = problems(&format!(
+        "director = \"http://10.0.0.2:7700\"\naddress = \"10.0.0.11\"\n[[service]]\nname = \"llc-ssh\"\n[tls]\nca = {c:?}\ncert = {c:?}\nkey = {c:?}\n",
+        c = cert.display().to_string()
     ));
+    assert_eq!(found.len(), 2, "{found:?}");
     assert!(
-        found[0].contains("cannot be read: No such file"),
+        found[0].ends_with("holds no PEM PRIVATE KEY block"),
         "{found:?}"
     );
+    assert_eq!(found[1], "tls: is only used with an https:// director");
     std::fs::remove_dir_all(&dir).unwrap();
 }

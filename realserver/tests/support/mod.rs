@@ -330,7 +330,7 @@ impl Registry for Service {
 pub fn agent_config(director_url: &str) -> AgentConfig {
     AgentConfig {
         director: DirectorUrl::parse(director_url).unwrap(),
-        director_ca: None,
+        tls: None,
         name: "llc5".into(),
         address: "10.0.0.11".parse().unwrap(),
         services: vec![ServiceConfig {

@@ -1,0 +1,309 @@
+//! Who may do what. Whoever can register a realserver receives the cluster's SSH traffic, and
+//! whoever can drain one can take the service down, so:
+//! - with `[tls]`, every caller presents a client certificate signed by the cluster CA; an agent
+//!   may register, heartbeat and deregister only under the name its certificate carries, and only
+//!   a listed realserver from its listed address;
+//! - admin calls (drain, undrain, weight) need a certificate named in `admins`, or the local admin
+//!   socket as root;
+//! - without `[tls]` the director listens on loopback only (or, with `insecure = true`, anywhere,
+//!   with a warning), and callers are not authenticated.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use tonic::transport::server::UdsConnectInfo;
+use tonic::{Request, Status};
+
+/// An address or a network, as `[[realserver]] address` takes it: "10.0.0.11" or "10.0.0.0/24".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressRange {
+    pub network: IpAddr,
+    pub prefix: u8,
+}
+
+impl AddressRange {
+    pub fn parse(text: &str) -> Result<AddressRange, String> {
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let network: IpAddr = addr
+            .parse()
+            .map_err(|_| "is not an address or network: write \"10.0.0.11\" or \"10.0.0.0/24\"")?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("has a prefix length that is not 0..={max}"))?,
+        };
+        Ok(AddressRange { network, prefix })
+    }
+
+    pub fn contains(&self, addr: &IpAddr) -> bool {
+        match (self.network, addr) {
+            (IpAddr::V4(net), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(*a) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(*a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for AddressRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let max = if self.network.is_ipv4() { 32 } else { 128 };
+        if self.prefix == max {
+            write!(f, "{}", self.network)
+        } else {
+            write!(f, "{}/{}", self.network, self.prefix)
+        }
+    }
+}
+
+/// One `[[realserver]]`: a name that may register, and where from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowedRealServer {
+    pub name: String,
+    pub address: AddressRange,
+}
+
+/// Who is calling, as far as the transport can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// A TLS client; the DNS names of its certificate.
+    Certificate { names: Vec<String> },
+    /// A process on the admin socket.
+    AdminSocket { uid: u32 },
+    /// No TLS: only the peer address is known.
+    Unauthenticated { peer: Option<SocketAddr> },
+}
+
+impl Caller {
+    pub fn of<T>(request: &Request<T>) -> Caller {
+        if let Some(certs) = request.peer_certs() {
+            let names = certs
+                .first()
+                .map(|der| certificate_names(der.as_ref()))
+                .unwrap_or_default();
+            return Caller::Certificate { names };
+        }
+        if let Some(info) = request.extensions().get::<UdsConnectInfo>() {
+            // No credentials would be a kernel oddity: treat it as nobody.
+            let uid = info.peer_cred.map_or(u32::MAX, |c| c.uid());
+            return Caller::AdminSocket { uid };
+        }
+        Caller::Unauthenticated {
+            peer: request.remote_addr(),
+        }
+    }
+}
+
+impl fmt::Display for Caller {
+    /// How the audit log names the caller.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Caller::Certificate { names } if names.is_empty() => f.write_str("cert:(no name)"),
+            Caller::Certificate { names } => write!(f, "cert:{}", names.join(",")),
+            Caller::AdminSocket { uid } => write!(f, "socket:uid={uid}"),
+            Caller::Unauthenticated { peer: Some(p) } => write!(f, "unauthenticated:{p}"),
+            Caller::Unauthenticated { peer: None } => f.write_str("unauthenticated"),
+        }
+    }
+}
+
+/// The DNS subject alternative names of a DER certificate (what the cluster CA puts a party's
+/// name in). A certificate that does not parse has no names, so it is allowed nothing.
+fn certificate_names(der: &[u8]) -> Vec<String> {
+    use x509_parser::prelude::*;
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::DNSName(name) => Some((*name).to_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The director's access policy, from its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    pub tls: bool,
+    pub admins: Vec<String>,
+    pub realservers: Vec<AllowedRealServer>,
+    /// The director's own uid: the admin socket also admits it (under systemd's DynamicUser the
+    /// socket belongs to that user).
+    pub own_uid: u32,
+}
+
+fn denied(message: String) -> Status {
+    Status::permission_denied(message)
+}
+
+impl Access {
+    /// May `caller` register (or hold a lease as) realserver `name` at `address`?
+    pub fn realserver(
+        &self,
+        caller: &Caller,
+        name: &str,
+        address: Option<IpAddr>,
+    ) -> Result<(), Status> {
+        match caller {
+            Caller::Certificate { names } if !names.iter().any(|n| n == name) => {
+                return Err(denied(format!(
+                    "the client certificate is for {}, not {name}: an agent acts only under the name in its certificate",
+                    if names.is_empty() { "no name".to_owned() } else { names.join(", ") }
+                )))
+            }
+            Caller::Unauthenticated { .. } if self.tls => {
+                return Err(denied("a client certificate is required".into()))
+            }
+            _ => {}
+        }
+        if self.realservers.is_empty() {
+            return Ok(());
+        }
+        let Some(allowed) = self.realservers.iter().find(|r| r.name == name) else {
+            return Err(denied(format!(
+                "{name} is not a listed realserver: add a [[realserver]] for it to the director's config"
+            )));
+        };
+        match address {
+            Some(a) if !allowed.address.contains(&a) => Err(denied(format!(
+                "{name} may register from {} only, not from {a}",
+                allowed.address
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// May `caller` change the table (drain, undrain, weight)?
+    pub fn admin(&self, caller: &Caller) -> Result<(), Status> {
+        match caller {
+            Caller::AdminSocket { uid } if *uid == 0 || *uid == self.own_uid => Ok(()),
+            Caller::AdminSocket { uid } => Err(denied(format!(
+                "the admin socket is for root only (you are uid {uid})"
+            ))),
+            Caller::Certificate { names } if names.iter().any(|n| self.admins.contains(n)) => Ok(()),
+            Caller::Certificate { .. } => Err(denied(format!(
+                "{caller} is not an admin: use a certificate listed in the director's admins, or lbctl on the director host as root"
+            ))),
+            // Without TLS the listener is loopback-only, or the operator chose `insecure`.
+            Caller::Unauthenticated { .. } if !self.tls => Ok(()),
+            Caller::Unauthenticated { .. } => Err(denied("a client certificate is required".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(name: &str) -> Caller {
+        Caller::Certificate {
+            names: vec![name.into()],
+        }
+    }
+
+    fn listed() -> Access {
+        Access {
+            tls: true,
+            admins: vec!["ops".into()],
+            realservers: vec![
+                AllowedRealServer {
+                    name: "llc5".into(),
+                    address: AddressRange::parse("10.0.0.11").unwrap(),
+                },
+                AllowedRealServer {
+                    name: "llc6".into(),
+                    address: AddressRange::parse("10.0.1.0/24").unwrap(),
+                },
+            ],
+            own_uid: 999,
+        }
+    }
+
+    #[test]
+    fn ranges() {
+        let r = AddressRange::parse("10.0.1.0/24").unwrap();
+        assert!(r.contains(&"10.0.1.77".parse().unwrap()));
+        assert!(!r.contains(&"10.0.2.1".parse().unwrap()));
+        assert!(!r.contains(&"::1".parse().unwrap()));
+        assert!(AddressRange::parse("0.0.0.0/0")
+            .unwrap()
+            .contains(&"1.2.3.4".parse().unwrap()));
+        assert!(AddressRange::parse("fd00::/8")
+            .unwrap()
+            .contains(&"fd12::1".parse().unwrap()));
+        assert!(AddressRange::parse("10.0.0.0/33").is_err());
+        assert!(AddressRange::parse("10.0.0").is_err());
+        assert_eq!(
+            AddressRange::parse("10.0.0.11").unwrap().to_string(),
+            "10.0.0.11"
+        );
+    }
+
+    #[test]
+    fn an_agent_registers_only_as_itself_from_its_address() {
+        let a = listed();
+        let at = |s: &str| Some(s.parse().unwrap());
+        assert!(a.realserver(&cert("llc5"), "llc5", at("10.0.0.11")).is_ok());
+        assert!(a.realserver(&cert("llc6"), "llc6", at("10.0.1.9")).is_ok());
+        let e = a
+            .realserver(&cert("llc6"), "llc5", at("10.0.0.11"))
+            .unwrap_err();
+        assert_eq!(e.message(), "the client certificate is for llc6, not llc5: an agent acts only under the name in its certificate");
+        let e = a
+            .realserver(&cert("llc5"), "llc5", at("10.0.0.99"))
+            .unwrap_err();
+        assert_eq!(
+            e.message(),
+            "llc5 may register from 10.0.0.11 only, not from 10.0.0.99"
+        );
+        let e = a
+            .realserver(&cert("llc7"), "llc7", at("10.0.0.12"))
+            .unwrap_err();
+        assert!(e.message().starts_with("llc7 is not a listed realserver"));
+        assert!(a
+            .realserver(
+                &Caller::Unauthenticated { peer: None },
+                "llc5",
+                at("10.0.0.11")
+            )
+            .is_err());
+    }
+
+    #[test]
+    fn admins_are_listed_certificates_or_root_on_the_socket() {
+        let a = listed();
+        assert!(a.admin(&cert("ops")).is_ok());
+        assert_eq!(
+            a.admin(&cert("llc5")).unwrap_err().code(),
+            tonic::Code::PermissionDenied
+        );
+        assert!(a.admin(&Caller::AdminSocket { uid: 0 }).is_ok());
+        assert!(a.admin(&Caller::AdminSocket { uid: 999 }).is_ok());
+        assert!(a.admin(&Caller::AdminSocket { uid: 1000 }).is_err());
+        assert!(a.admin(&Caller::Unauthenticated { peer: None }).is_err());
+        let plain = Access::default();
+        assert!(plain.admin(&Caller::Unauthenticated { peer: None }).is_ok());
+    }
+}
