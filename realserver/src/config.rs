@@ -194,11 +194,20 @@ fn read_name(root: &Section, hostname: impl FnOnce() -> Result<String, String>) 
     }
 }
 
+/// The agent adds these durations to the clock, which panics past about 292 billion years
+/// (found by fuzzing); a day is already more than a rule check or a stop needs.
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
 fn positive_duration(root: &Section, key: &str, default_secs: u64) -> Option<Duration> {
     let parsed = root.optional(key, |text| {
         let d = duration::parse(text)?;
         if d.is_zero() {
             Err("must be longer than 0s".into())
+        } else if d > MAX_INTERVAL {
+            Err(format!(
+                "must be at most {}",
+                duration::format(MAX_INTERVAL)
+            ))
         } else {
             Ok(d)
         }

@@ -2,6 +2,7 @@
 //! when the config is loaded, so a wrong path is a config error naming the key, not a failure
 //! at the first connection.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::config::Section;
@@ -51,6 +52,10 @@ impl TlsFiles {
     }
 }
 
+/// Far more than a certificate, a key or a CA bundle needs (a host's whole trust store is
+/// about 200 KiB); a larger file is not what the key means.
+const MAX_PEM_LEN: u64 = 1024 * 1024;
+
 /// Reads a PEM file and checks it holds a block whose label ends in `label` ("CERTIFICATE",
 /// "PRIVATE KEY" which also matches "EC PRIVATE KEY" and "RSA PRIVATE KEY").
 pub fn read_pem(path: &str, label: &str) -> Result<PemFile, String> {
@@ -58,7 +63,22 @@ pub fn read_pem(path: &str, label: &str) -> Result<PemFile, String> {
     if !path.is_absolute() {
         return Err("must be an absolute path".into());
     }
-    let pem = std::fs::read(&path).map_err(|e| format!("cannot read it: {e}"))?;
+    let cannot = |e: std::io::Error| format!("cannot read it: {e}");
+    // A device such as /dev/zero never ends and a FIFO may never start: reading either took
+    // all memory or hung the start (found by fuzzing). Only a regular file is read.
+    if !std::fs::metadata(&path).map_err(cannot)?.is_file() {
+        return Err("is not a regular file".into());
+    }
+    let mut pem = Vec::new();
+    std::fs::File::open(&path)
+        .and_then(|file| file.take(MAX_PEM_LEN + 1).read_to_end(&mut pem))
+        .map_err(cannot)?;
+    if pem.len() as u64 > MAX_PEM_LEN {
+        return Err(format!(
+            "is larger than {} KiB: not a PEM file",
+            MAX_PEM_LEN / 1024
+        ));
+    }
     let text = String::from_utf8_lossy(&pem);
     let holds = text.lines().any(|line| {
         line.strip_prefix("-----BEGIN ")

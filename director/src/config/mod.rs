@@ -117,9 +117,11 @@ fn read(root: &Section) -> Option<DirectorConfig> {
             .map_err(|_| "is not an address and port: write for example \"0.0.0.0:7700\"".into())
     });
     let state_dir = root.optional("state_dir", parse_absolute_path);
-    let lease_ttl = root.optional("lease_ttl", |s| at_least(s, Duration::from_millis(500)));
+    let lease_ttl = root.optional("lease_ttl", |s| {
+        within(s, Duration::from_millis(500), MAX_INTERVAL)
+    });
     let resync = root.optional("resync_interval", |s| {
-        at_least(s, Duration::from_millis(100))
+        within(s, Duration::from_millis(100), MAX_INTERVAL)
     });
     let timeouts = match root.table("timeouts") {
         None => Some(Timeouts::default()),
@@ -247,6 +249,18 @@ fn at_least(text: &str, min: Duration) -> Result<Duration, String> {
     let d = duration::parse(text)?;
     if d < min {
         return Err(format!("must be at least {}", duration::format(min)));
+    }
+    Ok(d)
+}
+
+/// The daemon adds the lease TTL and the resync interval to the clock, which panics past
+/// about 292 billion years (found by fuzzing); a day is already more than either needs.
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
+fn within(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let d = at_least(text, min)?;
+    if d > max {
+        return Err(format!("must be at most {}", duration::format(max)));
     }
     Ok(d)
 }

@@ -7,6 +7,8 @@ mod daemon;
 mod destination;
 mod exchange;
 mod family;
+#[doc(hidden)]
+pub mod fuzzing;
 mod message;
 mod nla;
 mod request;

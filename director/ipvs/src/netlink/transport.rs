@@ -256,14 +256,23 @@ where
         },
         NetlinkPayload::Error(error) => Answer::Ack {
             seq,
-            errno: -error.raw_code(),
+            errno: errno_of(error.raw_code())?,
         },
         NetlinkPayload::Done(done) => Answer::Done {
             seq,
-            errno: -done.code,
+            errno: errno_of(done.code)?,
         },
         _ => Answer::Other,
     })
+}
+
+/// The errno carried by NLMSG_ERROR or NLMSG_DONE. The kernel sends 0 or a negative errno;
+/// any other code is garbage, and negating i32::MIN would overflow (found by fuzzing).
+fn errno_of(code: i32) -> Result<i32, DecodeError> {
+    match code.checked_neg() {
+        Some(errno) if errno >= 0 => Ok(errno),
+        _ => Err(format!("netlink error code {code} is not 0 or a negative errno").into()),
+    }
 }
 
 fn align4(len: usize) -> usize {
