@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh Debian 12 machine of this kind, as root:
 # formatting, lints, unit / component / loopback gRPC tests, network-namespace tests (iptables,
-# rtnetlink), the systemd unit check, and the real-kernel VM lab (IPVS contract suite, director,
-# end-to-end LVS-DR with real OpenSSH). Installs what it lacks with apt-get. Exit 0 only if all
+# rtnetlink), a longer fuzz run, the systemd unit check, and the real-kernel VM lab (IPVS
+# contract suite, director, end-to-end LVS-DR with real OpenSSH, the demo, the lab's self-test). Installs what it lacks with apt-get. Exit 0 only if all
 # of it passed.
 #
 #   deploy/test.sh            everything
@@ -45,6 +45,9 @@ cargo clippy --workspace --all-targets --locked --all-features -- -D warnings
 step "cargo test (unit, component, loopback gRPC, network namespaces as root)"
 cargo test --workspace --locked --all-features
 
+step "fuzzing (proptest properties with many cases)"
+deploy/fuzz.sh
+
 step "systemd units"
 deploy/systemd/verify.sh
 
@@ -58,6 +61,8 @@ if [ "$lab" -eq 1 ]; then
     --bin "$target/lb-director" --bin "$target/lb-agent" --bin "$target/lbctl" \
     --bin "$target/ipvs-contract" \
     $(ls deploy/lab/scenarios/*.sh | xargs -n1 basename | sed 's/\.sh$//')
+  step "the lab's own verdicts (a failing, silent or hung scenario must fail the run)"
+  deploy/lab/selftest.sh
 fi
 
 step "all tests passed"
