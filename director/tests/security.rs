@@ -218,7 +218,17 @@ async fn only_admins_change_the_table_and_anyone_authenticated_reads_it() {
 }
 
 fn lbctl_on_socket(socket: &Path, args: &[&str], uid: Option<u32>) -> std::process::Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lbctl"));
+    // Another user may not be able to reach the build tree (a checkout under a 0700
+    // directory): run a copy of lbctl from a directory everyone can enter.
+    let bin = socket.parent().unwrap().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let lbctl = bin.join("lbctl");
+    if !lbctl.exists() {
+        std::fs::copy(env!("CARGO_BIN_EXE_lbctl"), &lbctl).unwrap();
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = std::process::Command::new(&lbctl);
     cmd.env_remove("LBCTL_DIRECTOR")
         .arg("--socket")
         .arg(socket)
