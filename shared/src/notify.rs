@@ -16,6 +16,15 @@ pub fn status(text: &str) {
     send(&[sd_notify::NotifyState::Status(text)]);
 }
 
+/// Tells systemd a reload began; [`ready`] ends it. systemd wants the monotonic clock with it
+/// (`Type=notify-reload` refuses a RELOADING=1 without MONOTONIC_USEC).
+pub fn reloading() {
+    match sd_notify::NotifyState::monotonic_usec_now() {
+        Ok(now) => send(&[sd_notify::NotifyState::Reloading, now]),
+        Err(_) => send(&[sd_notify::NotifyState::Reloading]),
+    }
+}
+
 /// Tells systemd the daemon is stopping.
 pub fn stopping() {
     send(&[sd_notify::NotifyState::Stopping]);
