@@ -77,6 +77,9 @@ impl fmt::Display for AddressRange {
 pub struct AllowedRealServer {
     pub name: String,
     pub address: AddressRange,
+    /// Where its connections may come from, when not from the address it registers (an agent
+    /// that reaches the director over another network). None: only from that address.
+    pub source: Option<AddressRange>,
 }
 
 /// Who is calling, as far as the transport can tell.
@@ -154,6 +157,18 @@ pub struct Access {
     pub own_uid: u32,
 }
 
+impl Access {
+    /// The policy a configuration asks for.
+    pub fn of(config: &crate::config::DirectorConfig) -> Access {
+        Access {
+            tls: config.tls.is_some(),
+            admins: config.admins.clone(),
+            realservers: config.realservers.clone(),
+            own_uid: nix::unistd::geteuid().as_raw(),
+        }
+    }
+}
+
 fn denied(message: String) -> Status {
     Status::permission_denied(message)
 }
@@ -195,6 +210,41 @@ impl Access {
         }
     }
 
+    /// With TLS, a registration's address must be where its connection comes from: a stolen
+    /// certificate used from another host cannot claim the realserver's address. A
+    /// `[[realserver]] source` names where else that realserver's agent may connect from.
+    /// `peer` is None on the admin socket and when the transport does not say.
+    pub fn bound_to_connection(
+        &self,
+        name: &str,
+        address: IpAddr,
+        peer: Option<IpAddr>,
+    ) -> Result<(), Status> {
+        if !self.tls {
+            return Ok(());
+        }
+        let Some(peer) = peer.map(unmapped) else {
+            return Err(denied("the connection's source address is unknown".into()));
+        };
+        if unmapped(address) == peer {
+            return Ok(());
+        }
+        let source = self
+            .realservers
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(|r| r.source);
+        match source {
+            Some(range) if range.contains(&peer) => Ok(()),
+            Some(range) => Err(denied(format!(
+                "{name} registers address {address} from {peer}, outside its source {range}"
+            ))),
+            None => Err(denied(format!(
+                "{name} registers address {address} but connects from {peer}: an agent registers the address it connects from (set [[realserver]] source for an agent that reaches the director from another address)"
+            ))),
+        }
+    }
+
     /// May `caller` change the table (drain, undrain, weight)?
     pub fn admin(&self, caller: &Caller) -> Result<(), Status> {
         match caller {
@@ -210,6 +260,14 @@ impl Access {
             Caller::Unauthenticated { .. } if !self.tls => Ok(()),
             Caller::Unauthenticated { .. } => Err(denied("a client certificate is required".into())),
         }
+    }
+}
+
+/// An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d.
+fn unmapped(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        v4 => v4,
     }
 }
 
@@ -231,10 +289,12 @@ mod tests {
                 AllowedRealServer {
                     name: "llc5".into(),
                     address: AddressRange::parse("10.0.0.11").unwrap(),
+                    source: None,
                 },
                 AllowedRealServer {
                     name: "llc6".into(),
                     address: AddressRange::parse("10.0.1.0/24").unwrap(),
+                    source: Some(AddressRange::parse("192.168.7.0/24").unwrap()),
                 },
             ],
             own_uid: 999,
@@ -289,6 +349,43 @@ mod tests {
                 at("10.0.0.11")
             )
             .is_err());
+    }
+
+    #[test]
+    fn a_registration_is_bound_to_the_address_it_comes_from() {
+        let a = listed();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(a
+            .bound_to_connection("llc5", ip("10.0.0.11"), Some(ip("10.0.0.11")))
+            .is_ok());
+        assert!(a
+            .bound_to_connection("llc5", ip("10.0.0.11"), Some(ip("::ffff:10.0.0.11")))
+            .is_ok());
+        let e = a
+            .bound_to_connection("llc5", ip("10.0.0.11"), Some(ip("10.9.9.9")))
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::PermissionDenied);
+        assert!(
+            e.message().contains("connects from 10.9.9.9"),
+            "{}",
+            e.message()
+        );
+        // llc6 has a source range: from there it may register its service address.
+        assert!(a
+            .bound_to_connection("llc6", ip("10.0.1.9"), Some(ip("192.168.7.3")))
+            .is_ok());
+        assert!(a
+            .bound_to_connection("llc6", ip("10.0.1.9"), Some(ip("192.168.8.3")))
+            .is_err());
+        assert!(a
+            .bound_to_connection("llc5", ip("10.0.0.11"), None)
+            .is_err());
+        assert!(
+            Access::default()
+                .bound_to_connection("llc5", ip("10.0.0.11"), Some(ip("127.0.0.1")))
+                .is_ok(),
+            "without TLS nobody is authenticated, so nothing is bound"
+        );
     }
 
     #[test]

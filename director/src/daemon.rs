@@ -1,13 +1,13 @@
-//! `lb-director` as a library: start-up in a safe order, the resync loop, the gRPC server, and
-//! graceful shutdown. The binary and the tests run this same code; tests pass in-memory backends
-//! and a listener on 127.0.0.1:0.
+//! `lb-director` as a library: start-up in a safe order, the reconciler task, the gRPC servers,
+//! reloads, and graceful shutdown. The binary and the tests run this same code; tests pass
+//! in-memory backends and a listener on 127.0.0.1:0.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use std::path::Path;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, UnixListener};
-use tokio::time::Instant;
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
@@ -16,79 +16,172 @@ use tracing::{info, warn, Instrument};
 use lb_ipvs::IpvsBackend;
 use lb_proto as pb;
 use lb_shared::notify;
+use lb_shared::reload::Reloads;
 
-use crate::access::Access;
 use crate::config::DirectorConfig;
-use crate::control::{ControlError, Director};
+use crate::director::{Director, DirectorError};
 use crate::grpc::{AdminService, RegistryService};
-use crate::host::{AddressBackend, HostSetup, OwnedVip};
+use crate::host::{AddressBackend, HostSetup};
+use crate::reconciler::{PassError, Reconciler};
+
+mod reload;
 
 /// Largest gRPC message accepted: a registration or an admin call is a few hundred bytes.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+/// A pass that runs longer than this stops the watchdog pings: systemd then restarts a
+/// director whose kernel calls hang.
+const PASS_STUCK_AFTER: Duration = Duration::from_secs(60);
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
-    Control(#[from] ControlError),
+    Director(#[from] DirectorError),
     #[error("first reconcile failed, nothing was changed in the IPVS table: {0}")]
-    FirstPass(#[source] ControlError),
+    FirstPass(#[source] PassError),
     #[error("listener: {0}")]
     Listener(#[source] std::io::Error),
     #[error("admin socket {path}: {source}")]
     AdminSocket {
-        path: std::path::PathBuf,
+        path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// The TLS files do not make a usable server configuration (checked before the kernel).
+    #[error("[tls]: {0}")]
+    Tls(#[source] tonic::transport::Error),
     #[error("gRPC server: {0}")]
-    Serve(#[from] tonic::transport::Error),
+    Serve(#[source] tonic::transport::Error),
+    #[error("the reconciler task ended unexpectedly: {0}")]
+    ReconcilerDied(String),
+}
+
+impl RunError {
+    /// Whether the error is the operator's configuration (exit 64, like a config error).
+    pub fn is_config(&self) -> bool {
+        matches!(self, RunError::Tls(_))
+    }
+}
+
+/// What the daemon starts from: the validated config, the file it came from (read again on
+/// reload), and the bound gRPC listener.
+pub struct Startup {
+    pub config: Arc<DirectorConfig>,
+    pub config_path: PathBuf,
+    pub listener: TcpListener,
 }
 
 /// Runs the director until `shutdown` is cancelled. Start-up order: state file (a corrupt one
-/// stops here, before the kernel is touched), host setup (VIPs, sysctls), the first reconcile
-/// (adopts what the kernel holds, applies only the difference), then readiness and the gRPC
-/// server. Stopping leaves the IPVS table and the VIPs in place: IPVS keeps forwarding while the
-/// director restarts.
+/// stops here, before the kernel is touched), TLS and the admin socket, the first pass (adopts
+/// what the kernel holds, sets up the VIPs, applies only the difference), then readiness and the
+/// gRPC servers. Stopping leaves the IPVS table and the VIPs in place: IPVS keeps forwarding
+/// while the director restarts.
 pub async fn run<I: IpvsBackend, A: AddressBackend>(
-    config: Arc<DirectorConfig>,
-    listener: TcpListener,
+    startup: Startup,
     ipvs: I,
     host: HostSetup<A>,
     shutdown: CancellationToken,
+    reloads: Reloads,
 ) -> Result<(), RunError> {
-    let director = Arc::new(Director::new(config.clone(), ipvs)?);
-    let host = Arc::new(host);
-    set_up_host(&host, &config, &director.previous_vips()).await;
-    let first = director.reconcile().await.map_err(RunError::FirstPass)?;
-    info!(
-        applied = first.applied,
-        failed = first.failed,
-        "first reconcile done"
-    );
-    director.save_owned()?;
-
-    let resync = tokio::spawn(
-        resync_loop(director.clone(), host, shutdown.clone())
-            .instrument(tracing::info_span!("resync")),
-    );
-    let access = Arc::new(Access {
-        tls: config.tls.is_some(),
-        admins: config.admins.clone(),
-        realservers: config.realservers.clone(),
-        own_uid: nix::unistd::geteuid().as_raw(),
-    });
+    let Startup {
+        config,
+        config_path,
+        listener,
+    } = startup;
+    let director = Arc::new(Director::new(config.clone())?);
+    let tcp = tcp_server(&config)?;
     let addr = listener.local_addr().map_err(RunError::Listener)?;
-    if config.tls.is_none() && !addr.ip().is_loopback() {
-        warn!(%addr, "insecure = true: gRPC without TLS; anyone who reaches this address can register a realserver or drain one");
-    }
     let admin_socket = match &config.admin_socket {
         Some(path) => Some((bind_admin_socket(path)?, path.clone())),
         None => None,
     };
 
-    notify::spawn_watchdog(shutdown.clone());
+    let mut reconciler = Reconciler::new(director.clone(), ipvs, host);
+    let first = reconciler
+        .first_pass()
+        .instrument(tracing::info_span!("reconcile"))
+        .await
+        .map_err(RunError::FirstPass)?;
+    info!(
+        applied = first.applied,
+        failed = first.failed,
+        "first reconcile done"
+    );
+    let reconciler = tokio::spawn(
+        reconciler
+            .run(shutdown.clone())
+            .instrument(tracing::info_span!("reconciler")),
+    );
+    spawn_watchdog(&director, &shutdown);
+
+    if config.tls.is_none() && !addr.ip().is_loopback() {
+        warn!(%addr, "insecure = true: gRPC without TLS; anyone who reaches this address can register a realserver or drain one");
+    }
     notify::ready();
-    notify::status(&format!(
+    notify::status(&serving_status(&director.config(), &addr.to_string()));
+    info!(%addr, tls = config.tls.is_some(), "serving gRPC");
+
+    let servers = serve(
+        tcp,
+        listener,
+        admin_socket,
+        director.clone(),
+        shutdown.clone(),
+    );
+    let reloading = reload::serve(director.clone(), config_path, reloads, addr.to_string())
+        .instrument(tracing::info_span!("reload"));
+    let outcome = supervise(servers, reloading, reconciler, &shutdown).await;
+    notify::stopping();
+    info!("stopped; the IPVS table and the VIPs stay as they are");
+    outcome
+}
+
+/// Runs the servers and the reload loop until the stop; a reconciler that ends by itself is
+/// fatal (the daemon exits non-zero and systemd restarts it).
+async fn supervise(
+    servers: impl std::future::Future<Output = Result<(), RunError>>,
+    reloading: impl std::future::Future<Output = ()>,
+    mut reconciler: JoinHandle<()>,
+    shutdown: &CancellationToken,
+) -> Result<(), RunError> {
+    tokio::pin!(servers);
+    tokio::pin!(reloading);
+    let ended = tokio::select! {
+        result = &mut servers => Ended::Servers(result),
+        () = &mut reloading => Ended::Servers(Ok(())),
+        joined = &mut reconciler => Ended::Reconciler(joined),
+    };
+    // Read before cancelling: a reconciler that ended without being asked to has died.
+    let stop_was_asked = shutdown.is_cancelled();
+    shutdown.cancel();
+    // The servers drain their connections; the reconciler finishes its pass.
+    match ended {
+        Ended::Servers(result) => {
+            let _ = reconciler.await;
+            result
+        }
+        Ended::Reconciler(joined) => {
+            let _ = servers.await;
+            if stop_was_asked && joined.is_ok() {
+                return Ok(());
+            }
+            let why = match joined {
+                Ok(()) => "it returned before the stop".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            tracing::error!(%why, "the reconciler task ended: stopping so that systemd restarts the director");
+            Err(RunError::ReconcilerDied(why))
+        }
+    }
+}
+
+enum Ended {
+    Servers(Result<(), RunError>),
+    Reconciler(Result<(), tokio::task::JoinError>),
+}
+
+pub(crate) fn serving_status(config: &DirectorConfig, addr: &str) -> String {
+    format!(
         "serving on {addr}{}, {} service(s)",
         if config.tls.is_some() {
             " (mutual TLS)"
@@ -96,77 +189,83 @@ pub async fn run<I: IpvsBackend, A: AddressBackend>(
             ""
         },
         config.services.len()
-    ));
-    info!(%addr, tls = config.tls.is_some(), "serving gRPC");
+    )
+}
 
-    let mut tcp = Server::builder();
+/// Pings the systemd watchdog while the reconciler makes progress: a pass stuck in the kernel
+/// for [`PASS_STUCK_AFTER`] stops the pings.
+fn spawn_watchdog(director: &Arc<Director>, shutdown: &CancellationToken) {
+    let director = director.clone();
+    notify::spawn_watchdog_while(shutdown.clone(), move || {
+        director
+            .passes()
+            .busy_for()
+            .is_none_or(|busy| busy < PASS_STUCK_AFTER)
+    });
+}
+
+/// The gRPC server for the TCP port, with mutual TLS when configured. Built before the first
+/// pass, so unusable TLS files stop the start with the kernel untouched.
+fn tcp_server(config: &DirectorConfig) -> Result<Server, RunError> {
+    let mut server = Server::builder();
     if let Some(tls) = &config.tls {
-        tcp = tcp.tls_config(
-            ServerTlsConfig::new()
-                .identity(Identity::from_pem(&tls.cert.pem, &tls.key.pem))
-                .client_ca_root(Certificate::from_pem(&tls.ca.pem)),
-        )?;
+        server = server
+            .tls_config(
+                ServerTlsConfig::new()
+                    .identity(Identity::from_pem(&tls.cert.pem, &tls.key.pem))
+                    .client_ca_root(Certificate::from_pem(&tls.ca.pem)),
+            )
+            .map_err(RunError::Tls)?;
     }
-    let tcp = serve(tcp, &director, &access)
+    Ok(server)
+}
+
+async fn serve(
+    tcp: Server,
+    listener: TcpListener,
+    admin_socket: Option<(UnixListener, PathBuf)>,
+    director: Arc<Director>,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let tcp = routes(tcp, &director, &shutdown)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled());
     let result = match admin_socket {
         None => tcp.await,
         Some((socket, path)) => {
             info!(path = %path.display(), "admin socket for lbctl (root only)");
-            let local = serve(Server::builder(), &director, &access).serve_with_incoming_shutdown(
-                UnixListenerStream::new(socket),
-                shutdown.cancelled(),
-            );
+            let local = routes(Server::builder(), &director, &shutdown)
+                .serve_with_incoming_shutdown(
+                    UnixListenerStream::new(socket),
+                    shutdown.cancelled(),
+                );
             let result = tokio::try_join!(tcp, local).map(|_| ());
             let _ = std::fs::remove_file(&path);
             result
         }
     };
-    notify::stopping();
-    shutdown.cancel();
-    let _ = resync.await;
-    info!("stopped; the IPVS table and the VIPs stay as they are");
-    Ok(result?)
-}
-
-/// Puts the VIPs and sysctls in place. A failure (say, a missing interface) is logged loudly and
-/// retried at every resync; it does not stop the director, whose IPVS table keeps the service
-/// up for whatever still works.
-async fn set_up_host<A: AddressBackend>(
-    host: &HostSetup<A>,
-    config: &DirectorConfig,
-    previous: &[OwnedVip],
-) {
-    match host.apply(&config.service_vips(), previous).await {
-        Ok(changes) if changes.is_empty() => {}
-        Ok(changes) => info!(?changes, "host set up"),
-        Err(error) => {
-            tracing::error!(%error, "host setup incomplete; retrying at every resync");
-            notify::status(&format!("degraded: {error}"));
-        }
-    }
+    result.map_err(RunError::Serve)
 }
 
 /// The two gRPC services on one server, with bounded messages and streams per connection so a
 /// hostile client cannot make the director allocate without limit.
-fn serve<I: IpvsBackend>(
+fn routes(
     server: Server,
-    director: &Arc<Director<I>>,
-    access: &Arc<Access>,
+    director: &Arc<Director>,
+    shutdown: &CancellationToken,
 ) -> tonic::transport::server::Router {
     server
         .concurrency_limit_per_connection(32)
         .max_concurrent_streams(64)
         .add_service(
-            pb::registry_server::RegistryServer::new(RegistryService::new(
-                director.clone(),
-                access.clone(),
-            ))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            pb::registry_server::RegistryServer::new(RegistryService::new(director.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            pb::admin_server::AdminServer::new(AdminService::new(director.clone(), access.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            pb::admin_server::AdminServer::new(AdminService::new(
+                director.clone(),
+                shutdown.clone(),
+            ))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
         )
 }
 
@@ -190,30 +289,4 @@ fn bind_admin_socket(path: &Path) -> Result<UnixListener, RunError> {
     let listener = UnixListener::bind(path).map_err(fail)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
     Ok(listener)
-}
-
-/// Repairs drift every `resync_interval` (the IPVS table, the VIPs and the sysctls), and wakes
-/// early when a lease is due to expire.
-async fn resync_loop<I: IpvsBackend, A: AddressBackend>(
-    director: Arc<Director<I>>,
-    host: Arc<HostSetup<A>>,
-    shutdown: CancellationToken,
-) {
-    let interval = director.config().resync_interval;
-    let mut next_resync = Instant::now() + interval;
-    loop {
-        let wake = director
-            .next_expiry()
-            .map_or(next_resync, |expiry| expiry.min(next_resync));
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = director.leases_changed() => continue,
-            _ = tokio::time::sleep_until(wake) => {}
-        }
-        if Instant::now() >= next_resync {
-            set_up_host(&host, director.config(), &[]).await;
-            next_resync = Instant::now() + interval;
-        }
-        director.reconcile_logged().await;
-    }
 }

@@ -1,8 +1,10 @@
-//! The desired table: configured services + live registrations + the operator's overrides.
+//! The desired table: configured services + live registrations + the operator's overrides,
+//! and the services being retired.
 
-use lb_ipvs::ServiceKey;
+use lb_ipvs::Destination;
 
 use crate::config::DirectorConfig;
+use crate::reconciler::retire_due;
 use crate::registry::{LeaseState, Registry};
 use crate::state::State;
 use crate::table::{DesiredService, DesiredTable, ObservedTable};
@@ -15,6 +17,7 @@ pub fn desired(
     registry: &Registry,
     state: &State,
     observed: &ObservedTable,
+    now: u64,
 ) -> DesiredTable {
     let mut table = DesiredTable {
         timeouts: config.timeouts,
@@ -50,22 +53,54 @@ pub fn desired(
             },
         );
     }
-    table.retired = retired(config, state);
+    retire(&mut table, config, state, observed, now);
     table
 }
 
-/// Services the state file says this director owned that the configuration no longer has.
-pub fn retired(config: &DirectorConfig, state: &State) -> Vec<ServiceKey> {
-    state
-        .owned
-        .iter()
-        .filter_map(|owned| {
-            let key = ServiceKey::Addr {
-                protocol: owned.protocol()?,
-                addr: owned.vip,
-                port: owned.port,
-            };
-            (!config.services.iter().any(|s| s.key() == key)).then_some(key)
-        })
-        .collect()
+/// A retiring service keeps its entry with every destination at weight 0 (open sessions go on,
+/// no new ones) until it is idle or its `retire_timeout` is up; then it is deleted.
+fn retire(
+    table: &mut DesiredTable,
+    config: &DirectorConfig,
+    state: &State,
+    observed: &ObservedTable,
+    now: u64,
+) {
+    for retiring in &state.retiring {
+        let Some(key) = retiring.service.key() else {
+            continue;
+        };
+        let Some(have) = observed.services.get(&key) else {
+            continue;
+        };
+        if table.services.contains_key(&key) {
+            continue;
+        }
+        let idle = have
+            .destinations
+            .values()
+            .all(|d| d.active_conns == 0 && d.inactive_conns == 0);
+        if retire_due(retiring, idle, config.retire_timeout, now) {
+            table.retired.push(key);
+            continue;
+        }
+        let destinations = have
+            .destinations
+            .iter()
+            .map(|(k, entry)| {
+                let quiesced = Destination {
+                    weight: 0,
+                    ..entry.destination.clone()
+                };
+                (*k, quiesced)
+            })
+            .collect();
+        table.services.insert(
+            key,
+            DesiredService {
+                service: have.service.clone(),
+                destinations,
+            },
+        );
+    }
 }

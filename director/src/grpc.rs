@@ -12,30 +12,31 @@ use futures::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use lb_ipvs::IpvsBackend;
 use lb_proto as pb;
 use lb_shared::domain::{self, Protocol};
 
-use crate::access::{Access, Caller};
-use crate::control::{ControlError, Director};
-use crate::registry::RegistryError;
-use crate::status::status;
+use tokio_util::sync::CancellationToken;
 
-impl From<ControlError> for Status {
-    fn from(error: ControlError) -> Status {
+use crate::access::Caller;
+use crate::director::{Director, DirectorError};
+use crate::registry::RegistryError;
+use crate::view::{connections_of, status};
+
+impl From<DirectorError> for Status {
+    fn from(error: DirectorError) -> Status {
         let message = error.to_string();
         match error {
-            ControlError::Registry(RegistryError::NameTaken { .. })
-            | ControlError::Registry(RegistryError::AddressTaken { .. }) => {
+            DirectorError::Registry(RegistryError::NameTaken { .. })
+            | DirectorError::Registry(RegistryError::AddressTaken { .. }) => {
                 Status::already_exists(message)
             }
-            ControlError::Registry(RegistryError::UnknownLease(_)) => Status::not_found(message),
-            ControlError::Registry(RegistryError::Full) => Status::resource_exhausted(message),
-            ControlError::UnknownService { .. } | ControlError::UnknownRealServer(_) => {
+            DirectorError::Registry(RegistryError::UnknownLease(_)) => Status::not_found(message),
+            DirectorError::Registry(RegistryError::Full) => Status::resource_exhausted(message),
+            DirectorError::UnknownService { .. } | DirectorError::UnknownRealServer(_) => {
                 Status::not_found(message)
             }
-            ControlError::State(_) => Status::internal(message),
-            ControlError::Ipvs(_) => Status::unavailable(message),
+            // A full or read-only state_dir: the operator can fix it and try again.
+            DirectorError::State(_) => Status::unavailable(message),
         }
     }
 }
@@ -72,14 +73,13 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-pub struct RegistryService<I> {
-    director: Arc<Director<I>>,
-    access: Arc<Access>,
+pub struct RegistryService {
+    director: Arc<Director>,
 }
 
-impl<I: IpvsBackend> RegistryService<I> {
-    pub fn new(director: Arc<Director<I>>, access: Arc<Access>) -> Self {
-        RegistryService { director, access }
+impl RegistryService {
+    pub fn new(director: Arc<Director>) -> Self {
+        RegistryService { director }
     }
 
     /// A lease may be used only by the realserver that holds it.
@@ -88,7 +88,7 @@ impl<I: IpvsBackend> RegistryService<I> {
         let name = self.director.lease_holder(lease_id).ok_or_else(|| {
             Status::not_found(format!("unknown lease {lease_id}: register again"))
         })?;
-        self.access.realserver(caller, &name, None).inspect_err(|e| {
+        self.director.access().realserver(caller, &name, None).inspect_err(|e| {
             tracing::warn!(target: "audit", %caller, action = "lease", target = %name, result = %e.message(), "audit: lease use refused");
         })
     }
@@ -107,12 +107,13 @@ fn audit<T>(caller: &Caller, action: &str, target: &str, result: &Result<T, Stat
 }
 
 #[tonic::async_trait]
-impl<I: IpvsBackend> pb::registry_server::Registry for RegistryService<I> {
+impl pb::registry_server::Registry for RegistryService {
     async fn register(
         &self,
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
         let caller = Caller::of(&request);
+        let peer = request.remote_addr().map(|a| a.ip());
         let req = request.into_inner();
         name_field("name", &req.name)?;
         let address: IpAddr = domain::parse_unicast(&req.address)
@@ -131,12 +132,22 @@ impl<I: IpvsBackend> pb::registry_server::Registry for RegistryService<I> {
                 ));
             }
         }
-        if let Err(refused) = self.access.realserver(&caller, &req.name, Some(address)) {
+        let access = self.director.access();
+        let allowed = access
+            .realserver(&caller, &req.name, Some(address))
+            .and_then(|()| access.bound_to_connection(&req.name, address, peer));
+        if let Err(refused) = allowed {
             tracing::warn!(target: "audit", %caller, action = "register", target = %req.name, %address,
                 result = %refused.message(), "audit: registration refused");
             return Err(refused);
         }
-        let (lease, services) = self.director.register(&req.name, address, weights)?;
+        let registered = self.director.register(&req.name, address, weights);
+        if let Err(error @ DirectorError::Registry(RegistryError::NameTaken { .. })) = &registered {
+            // A second agent under a live name: a cloned realserver or a copied certificate.
+            tracing::warn!(target: "audit", %caller, action = "register", target = %req.name, %address,
+                result = %error, "audit: registration refused");
+        }
+        let (lease, services) = registered?;
         Ok(Response::new(pb::RegisterResponse {
             lease_id: lease.id,
             lease_ttl_ms: millis(lease.ttl),
@@ -188,27 +199,25 @@ impl<I: IpvsBackend> pb::registry_server::Registry for RegistryService<I> {
     }
 }
 
-pub struct AdminService<I> {
-    director: Arc<Director<I>>,
-    access: Arc<Access>,
-    /// How often a drain watch samples the kernel's connection counts.
-    watch_interval: Duration,
+pub struct AdminService {
+    director: Arc<Director>,
+    /// A drain watch ends when the director stops, so it never holds up the stop.
+    shutdown: CancellationToken,
 }
 
-impl<I> AdminService<I> {
-    pub fn new(director: Arc<Director<I>>, access: Arc<Access>) -> Self {
-        AdminService {
-            director,
-            access,
-            watch_interval: Duration::from_secs(1),
-        }
+impl AdminService {
+    pub fn new(director: Arc<Director>, shutdown: CancellationToken) -> Self {
+        AdminService { director, shutdown }
     }
 }
 
-type AdminFuture<'a> =
-    Pin<Box<dyn std::future::Future<Output = Result<String, ControlError>> + Send + 'a>>;
+/// A drain watch reports at least this often, so a client sees it is alive.
+const WATCH_REPORT_EVERY: Duration = Duration::from_secs(5);
 
-impl<I: IpvsBackend> AdminService<I> {
+type AdminFuture<'a> =
+    Pin<Box<dyn std::future::Future<Output = Result<String, DirectorError>> + Send + 'a>>;
+
+impl AdminService {
     /// Checks the caller, then the arguments, then runs an admin action, and writes its audit
     /// line whatever the outcome.
     async fn admin(
@@ -217,10 +226,10 @@ impl<I: IpvsBackend> AdminService<I> {
         verb: &str,
         name: &str,
         weight: Option<u32>,
-        action: impl for<'a> FnOnce(&'a Director<I>, &'a str) -> AdminFuture<'a>,
+        action: impl for<'a> FnOnce(&'a Director, &'a str) -> AdminFuture<'a>,
     ) -> Result<Response<pb::AdminResponse>, Status> {
         let result = async {
-            self.access.admin(caller)?;
+            self.director.access().admin(caller)?;
             name_field("name", name)?;
             if let Some(weight) = weight {
                 weight_field("weight", weight)?;
@@ -241,12 +250,12 @@ impl<I: IpvsBackend> AdminService<I> {
 type DrainStream = Pin<Box<dyn Stream<Item = Result<pb::DrainProgress, Status>> + Send>>;
 
 #[tonic::async_trait]
-impl<I: IpvsBackend> pb::admin_server::Admin for AdminService<I> {
+impl pb::admin_server::Admin for AdminService {
     async fn status(
         &self,
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        Ok(Response::new(status(&self.director).await?))
+        Ok(Response::new(status(&self.director)))
     }
 
     async fn drain(
@@ -292,40 +301,40 @@ impl<I: IpvsBackend> pb::admin_server::Admin for AdminService<I> {
     ) -> Result<Response<DrainStream>, Status> {
         let name = request.into_inner().name;
         name_field("name", &name)?;
-        self.director.check_known(&name)?;
+        self.director.known(&name)?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let director = self.director.clone();
-        let interval = self.watch_interval;
+        let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
+            // Each pass publishes a new snapshot: report when the counts change, and now and
+            // then anyway so the client sees the watch is alive.
+            let mut passes = director.passes().subscribe();
+            let mut last = None;
+            let mut next_report = tokio::time::Instant::now();
             loop {
-                let progress = connections_of(&director, &name).await;
-                let done = matches!(progress, Ok(ref p) if p.active_conn == 0);
-                // A send fails once the client hung up: stop watching then.
-                if tx.send(progress.map_err(Status::from)).await.is_err() || done {
-                    return;
+                let progress = connections_of(&director, &name);
+                let done = progress.active_conn == 0;
+                if last.as_ref() != Some(&progress)
+                    || done
+                    || tokio::time::Instant::now() >= next_report
+                {
+                    // A send fails once the client hung up: stop watching then.
+                    if tx.send(Ok(progress)).await.is_err() || done {
+                        return;
+                    }
+                    last = Some(progress);
+                    next_report = tokio::time::Instant::now() + WATCH_REPORT_EVERY;
                 }
-                tokio::time::sleep(interval).await;
+                tokio::select! {
+                    () = shutdown.cancelled() => {
+                        let _ = tx.send(Err(Status::unavailable("the director is stopping; watch again once it is back"))).await;
+                        return;
+                    }
+                    changed = passes.changed() => if changed.is_err() { return },
+                    () = tokio::time::sleep_until(next_report) => {}
+                }
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
-}
-
-/// ActiveConn and InActConn of a realserver summed over the director's services.
-async fn connections_of<I: IpvsBackend>(
-    director: &Director<I>,
-    name: &str,
-) -> Result<pb::DrainProgress, ControlError> {
-    let addresses = director.addresses_of(name);
-    let observed = director.observe().await?;
-    let mut progress = pb::DrainProgress::default();
-    for service in observed.services.values() {
-        for entry in service.destinations.values() {
-            if addresses.contains(&entry.destination.addr) {
-                progress.active_conn += entry.active_conns;
-                progress.inact_conn += entry.inactive_conns;
-            }
-        }
-    }
-    Ok(progress)
 }

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use lb_ipvs::{
-    Destination, DestinationEntry, DestinationKey, IpvsBackend, IpvsError, Service, ServiceKey,
-    Timeouts,
+    Destination, DestinationEntry, DestinationKey, IpvsBackend, IpvsError, IpvsOp, Service,
+    ServiceKey, Timeouts,
 };
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,6 +65,63 @@ impl ObservedTable {
             );
         }
         Ok(table)
+    }
+
+    /// The table as it is once the kernel has accepted `op`: a pass publishes what it left
+    /// behind without reading the table a second time. A new destination has no connections.
+    pub fn apply(&mut self, op: &IpvsOp) {
+        match op {
+            IpvsOp::AddService(service) | IpvsOp::EditService(service) => {
+                let entry = self
+                    .services
+                    .entry(service.key)
+                    .or_insert_with(|| ObservedService {
+                        service: service.clone(),
+                        destinations: BTreeMap::new(),
+                    });
+                entry.service = service.clone();
+            }
+            IpvsOp::DeleteService(key) => {
+                self.services.remove(key);
+            }
+            IpvsOp::AddDestination {
+                service,
+                destination,
+            }
+            | IpvsOp::EditDestination {
+                service,
+                destination,
+            } => {
+                if let Some(s) = self.services.get_mut(service) {
+                    s.destinations
+                        .entry(destination.key())
+                        .and_modify(|e| e.destination = destination.clone())
+                        .or_insert_with(|| DestinationEntry {
+                            destination: destination.clone(),
+                            active_conns: 0,
+                            inactive_conns: 0,
+                            persistent_conns: 0,
+                            stats: Default::default(),
+                        });
+                }
+            }
+            IpvsOp::DeleteDestination {
+                service,
+                destination,
+            } => {
+                if let Some(s) = self.services.get_mut(service) {
+                    s.destinations.remove(destination);
+                }
+            }
+            IpvsOp::SetTimeouts(set) => {
+                let keep = |new: u32, old: u32| if new == 0 { old } else { new };
+                self.timeouts = Timeouts {
+                    tcp: keep(set.tcp, self.timeouts.tcp),
+                    tcp_fin: keep(set.tcp_fin, self.timeouts.tcp_fin),
+                    udp: keep(set.udp, self.timeouts.udp),
+                };
+            }
+        }
     }
 
     pub fn destination(

@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::DirectorConfig;
-use crate::daemon::{self, RunError};
+use crate::daemon::{self, RunError, Startup};
 use crate::host::{HostSetup, MemoryAddresses, SysctlTree};
 use lb_ipvs::{DestinationEntry, IpvsBackend, MemoryIpvs, ServiceKey};
 use lb_proto as pb;
 use lb_shared::domain::Protocol;
+use lb_shared::reload::{self, ReloadHandle, ReloadOutcome};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -57,6 +58,9 @@ pub struct TestDirector {
     pub addr: SocketAddr,
     pub ipvs: Arc<MemoryIpvs>,
     pub state_dir: PathBuf,
+    /// The config file the director reads on reload: write it, then [`TestDirector::reload`].
+    pub config_path: PathBuf,
+    reloads: ReloadHandle,
     shutdown: CancellationToken,
     task: JoinHandle<Result<(), RunError>>,
 }
@@ -80,7 +84,10 @@ impl TestDirector {
         text: &str,
         port: u16,
     ) -> TestDirector {
-        let config = DirectorConfig::parse(Path::new("test.toml"), text).unwrap();
+        let config_path = state_dir.join("director.toml");
+        std::fs::create_dir_all(state_dir).unwrap();
+        std::fs::write(&config_path, text).unwrap();
+        let config = DirectorConfig::load(&config_path).unwrap();
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .unwrap();
@@ -91,20 +98,34 @@ impl TestDirector {
             MemoryAddresses::with_interfaces(&["eth0"]),
             SysctlTree::new(sysctl_root),
         );
-        let task = tokio::spawn(daemon::run(
-            Arc::new(config),
+        let (reloads, reload_requests) = reload::channel();
+        let startup = Startup {
+            config: Arc::new(config),
+            config_path: config_path.clone(),
             listener,
+        };
+        let task = tokio::spawn(daemon::run(
+            startup,
             ipvs.clone(),
             host,
             shutdown.clone(),
+            reload_requests,
         ));
         TestDirector {
             addr,
             ipvs,
             state_dir: state_dir.to_owned(),
+            config_path,
+            reloads,
             shutdown,
             task,
         }
+    }
+
+    /// Writes `text` as the director's config file and reloads it, as `systemctl reload` does.
+    pub async fn reload_with(&self, text: &str) -> ReloadOutcome {
+        std::fs::write(&self.config_path, text).unwrap();
+        self.reloads.reload().await
     }
 
     pub fn url(&self) -> String {

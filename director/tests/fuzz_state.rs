@@ -11,7 +11,8 @@ mod fuzz_config_support;
 use std::net::IpAddr;
 
 use fuzz_config_support::{config, edited};
-use lb_director::state::{OwnedService, State, StateFile};
+use lb_director::host::OwnedVip;
+use lb_director::state::{OwnedService, RetiringService, State, StateFile};
 use proptest::prelude::*;
 
 const REGRESSIONS: &str = "tests/proptest-regressions/fuzz_state.txt";
@@ -84,14 +85,27 @@ fn state() -> impl Strategy<Value = State> {
         btree_map(name(), any::<u32>(), 0..4),
         btree_map(address(), name(), 0..4),
         btree_set(owned_service(), 0..3),
+        btree_set(
+            (owned_service(), any::<u64>())
+                .prop_map(|(service, since)| RetiringService { service, since }),
+            0..2,
+        ),
+        btree_set(
+            (name(), address()).prop_map(|(interface, vip)| OwnedVip { interface, vip }),
+            0..2,
+        ),
     )
-        .prop_map(|(drained, weights, realservers, owned)| State {
-            version: 1,
-            drained,
-            weights,
-            realservers,
-            owned,
-        })
+        .prop_map(
+            |(drained, weights, realservers, owned, retiring, vips)| State {
+                version: 1,
+                drained,
+                weights,
+                realservers,
+                owned,
+                retiring,
+                vips,
+            },
+        )
 }
 
 /// A state as the director writes it, to mutate.

@@ -5,6 +5,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use lb_ipvs::{Destination, ForwardMethod, IpvsBackend, IpvsOp, MemoryIpvs, Service, ServiceKey};
@@ -56,7 +57,7 @@ async fn a_restart_over_an_unchanged_table_writes_nothing_and_keeps_every_destin
 }
 
 #[tokio::test]
-async fn an_adopted_destination_whose_agent_never_returns_is_quiesced_after_one_ttl() {
+async fn an_adopted_destination_whose_agent_never_returns_is_quiesced_after_the_grace() {
     let dir = tempfile::tempdir().unwrap();
     let ipvs = Arc::new(MemoryIpvs::new());
     let director = TestDirector::start(ipvs.clone(), dir.path(), "1s").await;
@@ -64,7 +65,9 @@ async fn an_adopted_destination_whose_agent_never_returns_is_quiesced_after_one_
     join(&mut registry, "llc5", "10.0.0.11", 1).await;
     director.stop().await.unwrap();
 
-    let director = TestDirector::start(ipvs.clone(), dir.path(), "1s").await;
+    let text =
+        config_text(dir.path(), "1s").replace("lease_ttl", "adoption_grace = \"2s\"\nlease_ttl");
+    let director = TestDirector::start_with(ipvs.clone(), dir.path(), &text).await;
     let _ = director.channel().await;
     assert_eq!(
         director.weight("10.0.0.11").await,
@@ -258,4 +261,32 @@ async fn a_corrupt_state_file_stops_the_director_before_it_touches_the_kernel() 
     assert!(err.to_string().contains("state.json"), "{err}");
     assert_eq!(ipvs.writes(), 0);
     assert!(ipvs.services().await.unwrap().is_empty());
+}
+
+/// Issue 10: after an outage the agents come back at their backoff ceiling (10 s), long after a
+/// lease TTL. The adopted weight must hold until they do, and never pass through 0.
+#[tokio::test]
+async fn a_restart_after_an_outage_keeps_weights_until_the_agents_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let ipvs = Arc::new(MemoryIpvs::new());
+    let director = TestDirector::start(ipvs.clone(), dir.path(), "500ms").await;
+    let mut registry = director.registry().await;
+    join(&mut registry, "llc5", "10.0.0.11", 1).await;
+    director.stop().await.unwrap();
+
+    let director = TestDirector::start(ipvs.clone(), dir.path(), "500ms").await;
+    let _ = director.channel().await;
+    // Six lease TTLs without any agent: the default adoption grace (30 s) holds the weight.
+    for _ in 0..30 {
+        assert_eq!(
+            director.weight("10.0.0.11").await,
+            Some(1),
+            "weight changed during the grace"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut registry = director.registry().await;
+    join(&mut registry, "llc5", "10.0.0.11", 1).await;
+    assert_eq!(director.weight("10.0.0.11").await, Some(1));
+    director.stop().await.unwrap();
 }

@@ -21,13 +21,15 @@ fn tls_setup(dir: &Path) -> String {
     let pki = dir.join("pki");
     certs::init_ca(&pki, "test CA").unwrap();
     certs::issue(&pki, "llclb1", &[], &["127.0.0.1".parse().unwrap()]).unwrap();
-    for name in ["llc5", "llc6", "llc7", "ops"] {
+    for name in ["llc5", "llc6", "llc7", "llc8", "ops"] {
         certs::issue(&pki, name, &[], &[]).unwrap();
     }
     let base = config_text(dir, "6s");
     format!(
         "admins = [\"ops\"]\n{base}\n[tls]\nca = \"{p}/ca.pem\"\ncert = \"{p}/llclb1.pem\"\nkey = \"{p}/llclb1.key\"\n\n\
-         [[realserver]]\nname = \"llc5\"\naddress = \"10.0.0.11\"\n\n[[realserver]]\nname = \"llc6\"\naddress = \"10.0.0.0/24\"\n",
+         [[realserver]]\nname = \"llc5\"\naddress = \"10.0.0.11\"\nsource = \"127.0.0.1\"\n\n\
+         [[realserver]]\nname = \"llc6\"\naddress = \"10.0.0.0/24\"\nsource = \"127.0.0.0/8\"\n\n\
+         [[realserver]]\nname = \"llc8\"\naddress = \"10.0.0.18\"\n",
         p = pki.display()
     )
 }
@@ -111,6 +113,28 @@ async fn a_caller_without_a_client_certificate_is_refused() {
             .await
             .is_err());
     }
+    director.stop().await.unwrap();
+}
+
+/// Issue 10: a stolen certificate used from another host, claiming its realserver's address,
+/// is refused: the address registered must be the one the connection comes from.
+#[tokio::test]
+async fn a_registration_must_come_from_the_address_it_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let director = start_tls(dir.path()).await;
+    let mut llc8 = registry_as(&director, dir.path(), "llc8").await;
+    let err = llc8
+        .register(register_request("llc8", "10.0.0.18", 1))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message()
+            .contains("llc8 registers address 10.0.0.18 but connects from 127.0.0.1"),
+        "{}",
+        err.message()
+    );
+    assert!(director.table().await.is_empty());
     director.stop().await.unwrap();
 }
 

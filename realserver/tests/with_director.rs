@@ -28,7 +28,8 @@ fn pki(dir: &Path) -> String {
     certs::issue(&pki, "llc6", &[], &[]).unwrap();
     format!(
         "{}\n[tls]\nca = \"{p}/ca.pem\"\ncert = \"{p}/llclb1.pem\"\nkey = \"{p}/llclb1.key\"\n\n\
-         [[realserver]]\nname = \"llc5\"\naddress = \"10.0.0.11\"\n\n[[realserver]]\nname = \"llc6\"\naddress = \"10.0.0.12\"\n",
+         [[realserver]]\nname = \"llc5\"\naddress = \"10.0.0.11\"\nsource = \"127.0.0.1\"\n\n\
+         [[realserver]]\nname = \"llc6\"\naddress = \"10.0.0.12\"\nsource = \"127.0.0.1\"\n",
         config_text(dir, "1s"),
         p = pki.display()
     )

@@ -43,6 +43,15 @@ fn send(state: &[sd_notify::NotifyState<'_>]) {
 /// when `WATCHDOG_USEC` is unset. The pings come from the runtime, so a wedged runtime stops them
 /// and systemd restarts the daemon.
 pub fn spawn_watchdog(alive: CancellationToken) {
+    spawn_watchdog_while(alive, || true);
+}
+
+/// Like [`spawn_watchdog`], but each ping is sent only while `progressing()` says the daemon's
+/// essential work moves (a reconciler whose pass is not stuck): systemd restarts it otherwise.
+pub fn spawn_watchdog_while(
+    alive: CancellationToken,
+    progressing: impl Fn() -> bool + Send + 'static,
+) {
     let Some(interval) = watchdog_interval() else {
         return;
     };
@@ -51,7 +60,13 @@ pub fn spawn_watchdog(alive: CancellationToken) {
         loop {
             tokio::select! {
                 _ = alive.cancelled() => return,
-                _ = tick.tick() => send(&[sd_notify::NotifyState::Watchdog]),
+                _ = tick.tick() => {
+                    if progressing() {
+                        send(&[sd_notify::NotifyState::Watchdog]);
+                    } else {
+                        tracing::error!("no progress: withholding the watchdog ping so that systemd restarts the daemon");
+                    }
+                }
             }
         }
     });

@@ -9,9 +9,10 @@ use anyhow::Context;
 use clap::Parser;
 
 use lb_director::config::{self, DirectorConfig};
+use lb_director::daemon::{RunError, Startup};
 use lb_director::host::{HostSetup, RtnetlinkAddresses, SysctlTree};
 use lb_ipvs::NetlinkIpvs;
-use lb_shared::{shutdown, telemetry, EXIT_CONFIG};
+use lb_shared::{reload, shutdown, telemetry, EXIT_CONFIG};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,16 +50,25 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, args.config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
-            ExitCode::FAILURE
+            let config_problem = error
+                .downcast_ref::<RunError>()
+                .is_some_and(RunError::is_config);
+            if config_problem {
+                ExitCode::from(EXIT_CONFIG as u8)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
 
-async fn run(config: DirectorConfig) -> anyhow::Result<()> {
+async fn run(config: DirectorConfig, config_path: PathBuf) -> anyhow::Result<()> {
+    // First, so that a SIGHUP (systemctl reload) never kills the director.
+    let reloads = reload::on_sighup().context("installing the SIGHUP handler")?;
     let shutdown = shutdown::on_signals().context("installing signal handlers")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -66,6 +76,11 @@ async fn run(config: DirectorConfig) -> anyhow::Result<()> {
     let ipvs = NetlinkIpvs::connect().await?;
     let addresses = RtnetlinkAddresses::connect().context("opening an rtnetlink socket")?;
     let host = HostSetup::new(addresses, SysctlTree::default());
-    lb_director::daemon::run(Arc::new(config), listener, ipvs, host, shutdown).await?;
+    let startup = Startup {
+        config: Arc::new(config),
+        config_path,
+        listener,
+    };
+    lb_director::daemon::run(startup, ipvs, host, shutdown, reloads).await?;
     Ok(())
 }

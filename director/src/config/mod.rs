@@ -26,6 +26,11 @@ pub struct DirectorConfig {
     pub lease_ttl: Duration,
     /// Period of drift repair.
     pub resync_interval: Duration,
+    /// How long destinations found in the kernel at start are kept as they are while their
+    /// agents come back (at least one lease TTL).
+    pub adoption_grace: Duration,
+    /// How long a service that left the configuration is kept, quiesced, for its open sessions.
+    pub retire_timeout: Duration,
     /// Like `ipvsadm --set`: 0 leaves a value unchanged.
     pub timeouts: Timeouts,
     pub services: Vec<ServiceConfig>,
@@ -109,6 +114,16 @@ impl DirectorConfig {
     pub fn service(&self, name: &str) -> Option<&ServiceConfig> {
         self.services.iter().find(|s| s.name == name)
     }
+
+    /// The configured service with this kernel key.
+    pub fn service_by_key(&self, key: &ServiceKey) -> Option<&ServiceConfig> {
+        self.services.iter().find(|s| s.key() == *key)
+    }
+
+    /// How long adopted destinations are kept: the grace, never less than a lease.
+    pub fn adoption_window(&self) -> Duration {
+        self.adoption_grace.max(self.lease_ttl)
+    }
 }
 
 fn read(root: &Section) -> Option<DirectorConfig> {
@@ -123,6 +138,10 @@ fn read(root: &Section) -> Option<DirectorConfig> {
     let resync = root.optional("resync_interval", |s| {
         within(s, Duration::from_millis(100), MAX_INTERVAL)
     });
+    let adoption_grace = root.optional("adoption_grace", |s| {
+        within(s, Duration::from_millis(500), MAX_INTERVAL)
+    });
+    let retire_timeout = root.optional("retire_timeout", |s| within(s, Duration::ZERO, MAX_RETIRE));
     let timeouts = match root.table("timeouts") {
         None => Some(Timeouts::default()),
         Some(t) => {
@@ -182,6 +201,8 @@ fn read(root: &Section) -> Option<DirectorConfig> {
         state_dir: state_dir?.unwrap_or_else(|| PathBuf::from("/var/lib/lb-director")),
         lease_ttl: lease_ttl?.unwrap_or(Duration::from_secs(6)),
         resync_interval: resync?.unwrap_or(Duration::from_secs(5)),
+        adoption_grace: adoption_grace?.unwrap_or(DEFAULT_ADOPTION_GRACE),
+        retire_timeout: retire_timeout?.unwrap_or(Duration::from_secs(3600)),
         timeouts: timeouts?,
         services: services.into_iter().collect::<Option<Vec<_>>>()?,
         tls: tls?,
@@ -195,9 +216,11 @@ fn read(root: &Section) -> Option<DirectorConfig> {
 fn read_realserver(s: &Section) -> Option<AllowedRealServer> {
     let name = s.required("name", domain::parse_name);
     let address = s.required("address", AddressRange::parse);
+    let source = s.optional("source", AddressRange::parse);
     Some(AllowedRealServer {
         name: name?,
         address: address?,
+        source: source?,
     })
 }
 
@@ -256,6 +279,12 @@ fn at_least(text: &str, min: Duration) -> Result<Duration, String> {
 /// The daemon adds the lease TTL and the resync interval to the clock, which panics past
 /// about 292 billion years (found by fuzzing); a day is already more than either needs.
 const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// A retiring service waits for its sessions at most a week: longer is a service nobody meant
+/// to keep.
+const MAX_RETIRE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Agents retry at most every 10 s (their backoff ceiling) and then register and confirm: half a
+/// minute covers that with room for a loaded host.
+pub const DEFAULT_ADOPTION_GRACE: Duration = Duration::from_secs(30);
 
 fn within(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
     let d = at_least(text, min)?;

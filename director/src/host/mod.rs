@@ -30,7 +30,9 @@ pub struct ServiceVip {
 /// A VIP the configuration puts on an interface. The director remembers these in its state file
 /// (`state::OwnedService` holds both fields), so that the next configuration knows which VIPs it
 /// may remove.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct OwnedVip {
     pub interface: String,
     pub vip: IpAddr,

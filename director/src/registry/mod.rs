@@ -12,6 +12,10 @@ use tokio::time::Instant;
 /// Upper bound on known realservers, so a registration flood cannot grow memory without bound.
 pub const MAX_REALSERVERS: usize = 4096;
 
+/// A registration stays pending this much longer than a lease: between Register and Confirm the
+/// agent installs its rules, and iptables may wait on the xtables lock of a loaded host.
+pub const CONFIRM_GRACE: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseState {
     /// Registered; the agent has not confirmed its REDIRECT rule yet, so no new traffic.
@@ -78,10 +82,26 @@ pub struct Lease {
     pub ttl: Duration,
 }
 
+/// A second agent under a name that another agent holds (a cloned realserver, a copied
+/// certificate): refused while the first one's lease lives, and remembered so `lbctl status`
+/// shows it instead of the lease flapping silently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedAgent {
+    pub name: String,
+    pub address: IpAddr,
+    pub attempts: u64,
+    pub last: Instant,
+}
+
+/// A refused agent is forgotten after this many lease TTLs without another attempt.
+const REFUSAL_MEMORY_TTLS: u32 = 3;
+
 #[derive(Debug)]
 pub struct Registry {
     ttl: Duration,
     by_address: BTreeMap<IpAddr, RealServer>,
+    /// By name and address; bounded like the registry.
+    refused: BTreeMap<(String, IpAddr), RefusedAgent>,
 }
 
 impl Registry {
@@ -89,11 +109,17 @@ impl Registry {
         Registry {
             ttl,
             by_address: BTreeMap::new(),
+            refused: BTreeMap::new(),
         }
     }
 
     pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+
+    /// A reload changed `lease_ttl`: new leases and the next heartbeat of each use it.
+    pub fn set_ttl(&mut self, ttl: Duration) {
+        self.ttl = ttl;
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &RealServer> {
@@ -118,13 +144,15 @@ impl Registry {
         weights: BTreeMap<String, u32>,
         now: Instant,
     ) -> Result<Lease, RegistryError> {
-        if let Some(other) = self
+        let holder = self
             .named(name)
             .find(|rs| rs.address != address && rs.state.is_live())
-        {
+            .map(|rs| rs.address);
+        if let Some(holder) = holder {
+            self.remember_refusal(name, address, now);
             return Err(RegistryError::NameTaken {
                 name: name.to_owned(),
-                address: other.address,
+                address: holder,
             });
         }
         if let Some(other) = self.by_address.get(&address) {
@@ -147,10 +175,30 @@ impl Registry {
                 weights,
                 lease_id: Some(id.clone()),
                 state: LeaseState::Pending,
-                expires: now + self.ttl,
+                expires: now + self.ttl + CONFIRM_GRACE,
             },
         );
         Ok(Lease { id, ttl: self.ttl })
+    }
+
+    fn remember_refusal(&mut self, name: &str, address: IpAddr, now: Instant) {
+        let key = (name.to_owned(), address);
+        if !self.refused.contains_key(&key) && self.refused.len() >= MAX_REALSERVERS {
+            return;
+        }
+        let entry = self.refused.entry(key).or_insert_with(|| RefusedAgent {
+            name: name.to_owned(),
+            address,
+            attempts: 0,
+            last: now,
+        });
+        entry.attempts += 1;
+        entry.last = now;
+    }
+
+    /// Second agents refused recently, for `lbctl status`.
+    pub fn refused_agents(&self) -> impl Iterator<Item = &RefusedAgent> {
+        self.refused.values()
     }
 
     /// The agent's rule is in place: from now on it gets traffic.
@@ -185,6 +233,9 @@ impl Registry {
 
     /// Expires every live lease whose time is up; returns the names that expired.
     pub fn expire(&mut self, now: Instant) -> Vec<String> {
+        let memory = self.ttl * REFUSAL_MEMORY_TTLS;
+        self.refused
+            .retain(|_, r| now.duration_since(r.last) < memory);
         let mut expired = Vec::new();
         for rs in self.by_address.values_mut() {
             if rs.state.is_live() && rs.expires <= now {
@@ -196,16 +247,15 @@ impl Registry {
         expired
     }
 
-    /// Records a destination found in the kernel at start-up, kept as it is for one lease TTL.
+    /// Records a destination found in the kernel at start-up, kept as it is for `window`.
     pub fn adopt(
         &mut self,
         address: IpAddr,
         name: String,
         service: &str,
         weight: u32,
-        now: Instant,
+        until: Instant,
     ) {
-        let ttl = self.ttl;
         let rs = self
             .by_address
             .entry(address)
@@ -215,7 +265,7 @@ impl Registry {
                 weights: BTreeMap::new(),
                 lease_id: None,
                 state: LeaseState::Adopted,
-                expires: now + ttl,
+                expires: until,
             });
         rs.weights.insert(service.to_owned(), weight);
     }

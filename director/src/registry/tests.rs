@@ -55,8 +55,18 @@ async fn a_live_name_cannot_be_taken_from_another_address() {
         .register("llc6", addr("10.0.0.11"), weights(1), Instant::now())
         .unwrap_err();
     assert!(matches!(err, RegistryError::AddressTaken { .. }));
+    assert_eq!(
+        reg.refused_agents().collect::<Vec<_>>(),
+        vec![&RefusedAgent {
+            name: "llc5".into(),
+            address: addr("10.0.0.99"),
+            attempts: 1,
+            last: Instant::now(),
+        }],
+        "the second agent under a live name is remembered for lbctl status"
+    );
     // Once the lease is gone, the name may move.
-    tokio::time::advance(TTL).await;
+    tokio::time::advance(TTL + CONFIRM_GRACE).await;
     reg.expire(Instant::now());
     reg.register("llc5", addr("10.0.0.99"), weights(1), Instant::now())
         .unwrap();
@@ -77,14 +87,14 @@ async fn registering_again_from_the_same_address_replaces_the_lease() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn adopted_entries_wait_one_ttl_for_their_agent() {
+async fn adopted_entries_wait_their_window_for_their_agent() {
     let mut reg = Registry::new(TTL);
     reg.adopt(
         addr("10.0.0.11"),
         "llc5".into(),
         "llc-ssh",
         3,
-        Instant::now(),
+        Instant::now() + TTL,
     );
     assert_eq!(reg.next_expiry(), Some(Instant::now() + TTL));
     let lease = reg
@@ -101,7 +111,7 @@ async fn adopted_entries_wait_one_ttl_for_their_agent() {
         "10.0.0.12".into(),
         "llc-ssh",
         1,
-        Instant::now(),
+        Instant::now() + TTL,
     );
     tokio::time::advance(TTL).await;
     reg.heartbeat(&lease.id, Instant::now()).unwrap();
@@ -136,4 +146,43 @@ async fn registrations_are_bounded() {
         reg.register("one-more", addr("10.2.0.1"), weights(1), Instant::now()),
         Err(RegistryError::Full)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pending_registration_waits_longer_than_a_lease_for_its_confirm() {
+    let mut reg = Registry::new(TTL);
+    let lease = reg
+        .register("llc5", addr("10.0.0.11"), weights(1), Instant::now())
+        .unwrap();
+    // The agent's rule install took longer than a lease (a busy xtables lock).
+    tokio::time::advance(TTL + CONFIRM_GRACE / 2).await;
+    assert!(reg.expire(Instant::now()).is_empty());
+    reg.confirm(&lease.id, Instant::now()).unwrap();
+    tokio::time::advance(TTL).await;
+    assert_eq!(
+        reg.expire(Instant::now()),
+        vec!["llc5"],
+        "confirmed: a plain lease again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_second_agent_is_forgotten_once_it_stops_trying() {
+    let mut reg = Registry::new(TTL);
+    let lease = reg
+        .register("llc5", addr("10.0.0.11"), weights(1), Instant::now())
+        .unwrap();
+    reg.confirm(&lease.id, Instant::now()).unwrap();
+    for _ in 0..3 {
+        assert!(reg
+            .register("llc5", addr("10.0.0.99"), weights(1), Instant::now())
+            .is_err());
+    }
+    assert_eq!(reg.refused_agents().next().unwrap().attempts, 3);
+    for _ in 0..4 {
+        tokio::time::advance(TTL).await;
+        reg.heartbeat(&lease.id, Instant::now()).unwrap();
+        reg.expire(Instant::now());
+    }
+    assert_eq!(reg.refused_agents().count(), 0);
 }

@@ -1,7 +1,8 @@
 //! What the director remembers across restarts, in `state_dir/state.json`: the operator's
 //! overrides (drained realservers, weight overrides), the names of realservers it has seen (so
-//! a destination adopted from the kernel after a restart is shown by name), and the services it
-//! owned (so a service removed from the config is removed from the kernel, and only then).
+//! a destination adopted from the kernel after a restart is shown by name), the services it
+//! owned (so a service removed from the config is retired, and only then), the services being
+//! retired, and the VIPs it put on interfaces (so a VIP whose removal failed is retried).
 //!
 //! Writes are atomic (temporary file, fsync, rename, fsync of the directory): a crash leaves the
 //! old file or the new one, never half of one. A file that cannot be read or parsed stops the
@@ -14,7 +15,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use lb_ipvs::ServiceKey;
 use lb_shared::domain::Protocol;
+
+use crate::host::OwnedVip;
+
+mod store;
+pub use store::StateStore;
 
 const FILE_NAME: &str = "state.json";
 const VERSION: u32 = 1;
@@ -57,6 +64,32 @@ impl OwnedService {
     pub fn protocol(&self) -> Option<Protocol> {
         self.protocol.parse().ok()
     }
+
+    /// The IPVS service; None for a protocol this build does not know (a newer state file).
+    pub fn key(&self) -> Option<ServiceKey> {
+        Some(ServiceKey::Addr {
+            protocol: self.protocol()?,
+            addr: self.vip,
+            port: self.port,
+        })
+    }
+
+    pub fn vip(&self) -> OwnedVip {
+        OwnedVip {
+            interface: self.interface.clone(),
+            vip: self.vip,
+        }
+    }
+}
+
+/// A service that left the configuration: quiesced, kept (with its VIP) until its connections
+/// end or `retire_timeout` passes, then deleted.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RetiringService {
+    pub service: OwnedService,
+    /// When it left the configuration, in seconds since the Unix epoch (wall clock, so the
+    /// deadline holds across restarts).
+    pub since: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +107,11 @@ pub struct State {
     pub realservers: BTreeMap<IpAddr, String>,
     #[serde(default)]
     pub owned: BTreeSet<OwnedService>,
+    #[serde(default)]
+    pub retiring: BTreeSet<RetiringService>,
+    /// VIPs the director put on an interface and has not removed yet.
+    #[serde(default)]
+    pub vips: BTreeSet<OwnedVip>,
 }
 
 impl State {
@@ -85,6 +123,15 @@ impl State {
         } else {
             self.weights.get(name).copied().unwrap_or(registered)
         }
+    }
+
+    /// Every VIP this director may have put on an interface: the candidates for removal once
+    /// no service wants them.
+    pub fn known_vips(&self) -> Vec<OwnedVip> {
+        let mut vips: BTreeSet<OwnedVip> = self.vips.clone();
+        vips.extend(self.owned.iter().map(OwnedService::vip));
+        vips.extend(self.retiring.iter().map(|r| r.service.vip()));
+        vips.into_iter().collect()
     }
 }
 

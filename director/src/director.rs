@@ -1,0 +1,278 @@
+//! The director's shared state and the request side of it: what gRPC handlers may read and
+//! change (the configuration in force, leases, the operator's overrides), and how they ask the
+//! reconciler for a pass that includes their change. Nothing here writes to the kernel: the
+//! [`crate::reconciler`] task is the only writer of the IPVS table and the VIPs.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use tokio::time::Instant;
+use tracing::info;
+
+use crate::access::Access;
+use crate::config::{DirectorConfig, ServiceConfig};
+use crate::reconciler::{PassError, PassOutcome, Passes, Snapshot};
+use crate::registry::{Lease, RealServer, RefusedAgent, Registry, RegistryError};
+use crate::state::{State, StateError, StateFile, StateStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DirectorError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("unknown service {service:?}: the director has no [[service]] of that name")]
+    UnknownService { service: String },
+    #[error("no realserver named {0}")]
+    UnknownRealServer(String),
+    #[error("{0}; nothing was changed")]
+    State(#[from] StateError),
+}
+
+pub struct Director {
+    config: RwLock<Arc<DirectorConfig>>,
+    access: RwLock<Arc<Access>>,
+    leases: Mutex<Registry>,
+    store: StateStore,
+    passes: Passes,
+}
+
+/// What a lease holder, a status call or the reconciler sees of the leases at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseView {
+    pub realservers: Vec<RealServer>,
+    pub refused: Vec<RefusedAgent>,
+}
+
+impl Director {
+    /// Loads the state file (refusing a corrupt one), touching nothing in the kernel.
+    pub fn new(config: Arc<DirectorConfig>) -> Result<Director, DirectorError> {
+        let store = StateStore::load(StateFile::new(&config.state_dir))?;
+        Ok(Director {
+            access: RwLock::new(Arc::new(Access::of(&config))),
+            leases: Mutex::new(Registry::new(config.lease_ttl)),
+            config: RwLock::new(config),
+            store,
+            passes: Passes::new(),
+        })
+    }
+
+    /// The configuration in force (a reload replaces it between passes).
+    pub fn config(&self) -> Arc<DirectorConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn access(&self) -> Arc<Access> {
+        self.access
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Puts a validated configuration in force: the next pass brings the kernel to it.
+    pub fn replace_config(&self, config: Arc<DirectorConfig>) {
+        self.leases().set_ttl(config.lease_ttl);
+        *self.access.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Access::of(&config));
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+    }
+
+    pub(crate) fn leases(&self) -> MutexGuard<'_, Registry> {
+        // Every change is a single assignment: the data stays consistent across a panic.
+        self.leases.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn store(&self) -> &StateStore {
+        &self.store
+    }
+
+    pub(crate) fn passes(&self) -> &Passes {
+        &self.passes
+    }
+
+    /// The kernel table as the last pass left it, for status, drain watches and metrics.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.passes.latest().snapshot
+    }
+
+    pub fn state(&self) -> State {
+        self.store.state()
+    }
+
+    pub fn lease_view(&self) -> LeaseView {
+        let leases = self.leases();
+        LeaseView {
+            realservers: leases.iter().cloned().collect(),
+            refused: leases.refused_agents().cloned().collect(),
+        }
+    }
+
+    /// Asks for a pass that includes every change made so far and waits for its outcome. Safe
+    /// to drop: the pass runs in the reconciler task whether anyone still waits or not.
+    pub async fn pass(&self) -> PassOutcome {
+        self.passes.request().await
+    }
+
+    /// Registers a realserver: a pending lease and each service's VIP for its REDIRECT rule.
+    /// Never touches the disk: a full `state_dir` must not stop a realserver from joining.
+    pub fn register(
+        &self,
+        name: &str,
+        address: IpAddr,
+        weights: BTreeMap<String, u32>,
+    ) -> Result<(Lease, Vec<ServiceConfig>), DirectorError> {
+        let config = self.config();
+        let services = weights
+            .keys()
+            .map(|service| {
+                config
+                    .service(service)
+                    .cloned()
+                    .ok_or_else(|| DirectorError::UnknownService {
+                        service: service.clone(),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let lease = self
+            .leases()
+            .register(name, address, weights, Instant::now())?;
+        // Remembered so an adopted destination is shown by name after a restart; written to
+        // disk by the reconciler.
+        self.store.note(|state| {
+            state.realservers.insert(address, name.to_owned());
+        });
+        self.passes.wake();
+        info!(realserver = %name, %address, "registered; waiting for its rule");
+        Ok((lease, services))
+    }
+
+    /// The agent's REDIRECT rule is in place: the realserver joins the table with this pass.
+    pub async fn confirm(&self, lease_id: &str) -> Result<PassOutcome, DirectorError> {
+        let name = self
+            .leases()
+            .confirm(lease_id, Instant::now())?
+            .name
+            .clone();
+        info!(realserver = %name, "rule confirmed: adding to the table");
+        Ok(self.pass().await)
+    }
+
+    /// The name of the realserver holding a live lease.
+    pub fn lease_holder(&self, lease_id: &str) -> Option<String> {
+        self.leases()
+            .iter()
+            .find(|rs| rs.lease_id.as_deref() == Some(lease_id) && rs.state.is_live())
+            .map(|rs| rs.name.clone())
+    }
+
+    pub fn heartbeat(&self, lease_id: &str) -> Result<std::time::Duration, DirectorError> {
+        let mut leases = self.leases();
+        leases.heartbeat(lease_id, Instant::now())?;
+        Ok(leases.ttl())
+    }
+
+    pub async fn deregister(&self, lease_id: &str) -> Result<PassOutcome, DirectorError> {
+        let name = self.leases().deregister(lease_id)?.name.clone();
+        info!(realserver = %name, "deregistered: quiescing until its connections end");
+        Ok(self.pass().await)
+    }
+
+    /// Whether `name` is a realserver this director knows (registered now or remembered).
+    pub fn known(&self, name: &str) -> Result<(), DirectorError> {
+        let registered = self.leases().named(name).next().is_some();
+        if registered
+            || self
+                .store
+                .read(|s| s.realservers.values().any(|n| n == name))
+        {
+            Ok(())
+        } else {
+            Err(DirectorError::UnknownRealServer(name.to_owned()))
+        }
+    }
+
+    /// `lbctl drain NAME`: weight 0 on every service, on disk before it counts.
+    pub async fn drain(&self, name: &str) -> Result<String, DirectorError> {
+        self.known(name)?;
+        self.store
+            .update(|s| {
+                s.drained.insert(name.to_owned());
+            })
+            .await?;
+        let outcome = self.pass().await;
+        Ok(with_kernel_note(
+            format!("{name} drained: weight 0, established sessions continue"),
+            &outcome,
+        ))
+    }
+
+    /// `lbctl undrain NAME`: back to the registered (or overridden) weight.
+    pub async fn undrain(&self, name: &str) -> Result<String, DirectorError> {
+        self.known(name)?;
+        let was = self.store.read(|s| s.drained.contains(name));
+        self.store
+            .update(|s| {
+                s.drained.remove(name);
+            })
+            .await?;
+        let outcome = self.pass().await;
+        let message = if was {
+            format!("{name} undrained")
+        } else {
+            format!("{name} was not drained")
+        };
+        Ok(with_kernel_note(message, &outcome))
+    }
+
+    /// `lbctl weight NAME N`: overrides the registered weight, on disk before it counts.
+    pub async fn set_weight(&self, name: &str, weight: u32) -> Result<String, DirectorError> {
+        self.known(name)?;
+        self.store
+            .update(|s| {
+                s.weights.insert(name.to_owned(), weight);
+            })
+            .await?;
+        let outcome = self.pass().await;
+        let message = if self.store.read(|s| s.drained.contains(name)) {
+            format!("{name} weight set to {weight} (stays 0 while drained)")
+        } else {
+            format!("{name} weight set to {weight}")
+        };
+        Ok(with_kernel_note(message, &outcome))
+    }
+
+    /// Addresses under which `name` is known (registered now, or remembered from before).
+    pub fn addresses_of(&self, name: &str) -> Vec<IpAddr> {
+        let mut addrs: Vec<IpAddr> = self.leases().named(name).map(|rs| rs.address).collect();
+        self.store.read(|s| {
+            addrs.extend(
+                s.realservers
+                    .iter()
+                    .filter(|(_, n)| *n == name)
+                    .map(|(a, _)| *a),
+            )
+        });
+        addrs.sort();
+        addrs.dedup();
+        addrs
+    }
+}
+
+/// An accepted change whose pass failed still holds (it is on disk and the reconciler retries);
+/// the operator is told the kernel has not caught up yet.
+fn with_kernel_note(message: String, outcome: &PassOutcome) -> String {
+    match &outcome.result {
+        Ok(report) if report.failed == 0 => message,
+        Ok(report) => format!(
+            "{message} ({} kernel operation(s) refused; the director retries at every resync)",
+            report.failed
+        ),
+        Err(PassError::Stopped) => {
+            format!("{message} (the director is stopping; it applies at the next start)")
+        }
+        Err(error) => format!(
+            "{message} (the kernel table is not updated yet: {error}; the director retries)"
+        ),
+    }
+}

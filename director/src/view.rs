@@ -1,0 +1,185 @@
+//! The read side: `lbctl status` and drain progress, from the snapshot the last reconcile pass
+//! published, joined with leases and overrides. No kernel read happens here.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use lb_proto as pb;
+
+use crate::config::ServiceConfig;
+use crate::director::Director;
+use crate::grpc::proto_protocol;
+use crate::reconciler::unix_now;
+use crate::registry::{LeaseState, RealServer};
+use crate::state::State;
+use crate::table::ObservedService;
+
+fn proto_lease(state: LeaseState) -> pb::LeaseState {
+    match state {
+        LeaseState::Pending => pb::LeaseState::Pending,
+        LeaseState::Alive => pb::LeaseState::Alive,
+        LeaseState::Adopted => pb::LeaseState::Adopted,
+        LeaseState::Expired => pb::LeaseState::Expired,
+        LeaseState::Deregistered => pb::LeaseState::Deregistered,
+    }
+}
+
+pub fn status(director: &Director) -> pb::StatusResponse {
+    let snapshot = director.snapshot();
+    let config = director.config();
+    let leases = director.lease_view();
+    let state = director.state();
+    let mut services: Vec<pb::ServiceStatus> = config
+        .services
+        .iter()
+        .map(|service| {
+            let have = snapshot.observed.services.get(&service.key());
+            service_status(service, have, &leases.realservers, &state)
+        })
+        .collect();
+    for retiring in &state.retiring {
+        let Some(key) = retiring.service.key() else {
+            continue;
+        };
+        let Some(have) = snapshot.observed.services.get(&key) else {
+            continue;
+        };
+        let o = &retiring.service;
+        let mut status = pb::ServiceStatus {
+            name: o.name.clone(),
+            vip: o.vip.to_string(),
+            port: u32::from(o.port),
+            protocol: o.protocol().map_or(0, |p| proto_protocol(p).into()),
+            scheduler: have.service.scheduler.clone(),
+            in_kernel: true,
+            retiring: Some(pb::Retiring {
+                since_unix: retiring.since,
+                deadline_unix: retiring
+                    .since
+                    .saturating_add(config.retire_timeout.as_secs()),
+            }),
+            ..Default::default()
+        };
+        status.realservers = kernel_rows(have, &state, BTreeMap::new());
+        status.forward = status
+            .realservers
+            .first()
+            .map(|r| r.forward.clone())
+            .unwrap_or_default();
+        services.push(status);
+    }
+    let now = tokio::time::Instant::now();
+    let refused = leases
+        .refused
+        .iter()
+        .map(|r| pb::RefusedAgent {
+            name: r.name.clone(),
+            address: r.address.to_string(),
+            attempts: r.attempts,
+            seconds_ago: now.duration_since(r.last).as_secs(),
+            holder: leases
+                .realservers
+                .iter()
+                .find(|rs| rs.name == r.name && rs.state.is_live())
+                .map(|rs| rs.address.to_string())
+                .unwrap_or_default(),
+        })
+        .collect();
+    pb::StatusResponse { services, refused }
+}
+
+fn service_status(
+    service: &ServiceConfig,
+    have: Option<&ObservedService>,
+    realservers: &[RealServer],
+    state: &State,
+) -> pb::ServiceStatus {
+    let forward = lb_ipvs::ForwardMethod::from(service.forward)
+        .ipvsadm_word()
+        .to_owned();
+    // Every realserver of this service: registered ones, and whatever else the kernel holds.
+    let mut rows: BTreeMap<IpAddr, pb::RealServerStatus> = BTreeMap::new();
+    for rs in realservers {
+        let Some(&registered) = rs.weights.get(&service.name) else {
+            continue;
+        };
+        rows.insert(
+            rs.address,
+            pb::RealServerStatus {
+                name: rs.name.clone(),
+                address: rs.address.to_string(),
+                forward: forward.clone(),
+                lease: proto_lease(rs.state).into(),
+                drained: state.drained.contains(&rs.name),
+                weight_override: state.weights.get(&rs.name).copied(),
+                registered_weight: registered,
+                ..Default::default()
+            },
+        );
+    }
+    let realservers = match have {
+        Some(have) => kernel_rows(have, state, rows),
+        None => rows.into_values().collect(),
+    };
+    pb::ServiceStatus {
+        name: service.name.clone(),
+        vip: service.vip.to_string(),
+        port: u32::from(service.port),
+        protocol: proto_protocol(service.protocol).into(),
+        scheduler: have
+            .map(|s| s.service.scheduler.clone())
+            .unwrap_or_else(|| service.scheduler.clone()),
+        forward,
+        in_kernel: have.is_some(),
+        realservers,
+        retiring: None,
+    }
+}
+
+/// `rows` completed with what the kernel holds: weights, connection counts, and rows for
+/// destinations no lease explains (named from the state file when known).
+fn kernel_rows(
+    have: &ObservedService,
+    state: &State,
+    mut rows: BTreeMap<IpAddr, pb::RealServerStatus>,
+) -> Vec<pb::RealServerStatus> {
+    for entry in have.destinations.values() {
+        let d = &entry.destination;
+        let row = rows.entry(d.addr).or_insert_with(|| pb::RealServerStatus {
+            name: state
+                .realservers
+                .get(&d.addr)
+                .cloned()
+                .unwrap_or_else(|| d.addr.to_string()),
+            address: d.addr.to_string(),
+            ..Default::default()
+        });
+        row.forward = d.forward.ipvsadm_word().to_owned();
+        row.weight = Some(d.weight);
+        row.active_conn = entry.active_conns;
+        row.inact_conn = entry.inactive_conns;
+    }
+    rows.into_values().collect()
+}
+
+/// ActiveConn and InActConn of a realserver summed over the director's services, as the last
+/// pass saw them.
+pub fn connections_of(director: &Director, name: &str) -> pb::DrainProgress {
+    let addresses = director.addresses_of(name);
+    let snapshot = director.snapshot();
+    let mut progress = pb::DrainProgress::default();
+    for service in snapshot.observed.services.values() {
+        for entry in service.destinations.values() {
+            if addresses.contains(&entry.destination.addr) {
+                progress.active_conn += entry.active_conns;
+                progress.inact_conn += entry.inactive_conns;
+            }
+        }
+    }
+    progress
+}
+
+/// Seconds left before a retiring service goes even with sessions left.
+pub fn retire_seconds_left(retiring: &pb::Retiring) -> u64 {
+    retiring.deadline_unix.saturating_sub(unix_now())
+}
