@@ -343,6 +343,7 @@ pub fn agent_config(director_url: &str) -> AgentConfig {
             initial: Duration::from_millis(50),
             max: Duration::from_millis(400),
         },
+        iptables_timeout: Duration::from_millis(300),
     }
 }
 
