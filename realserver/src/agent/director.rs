@@ -7,23 +7,34 @@ use tokio::time::timeout;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::{heartbeat_period, Agent, AgentState};
-use crate::registry::RegistryError;
+use crate::registry::{Lease, RegistryError};
 use crate::rules::RuleBackend;
 
 impl<R: RuleBackend> Agent<R> {
     /// One step with the director; answers how long to wait before the next.
     pub(super) async fn talk_to_director(&mut self) -> Duration {
         match self.lease.as_ref().map(|lease| lease.id.clone()) {
-            None => self.register().await,
+            // A reload changed the services or weights and the director has not seen them yet
+            // (it was unreachable then): register again from the same address, which replaces
+            // the lease on the director.
+            Some(_) if self.registered != self.config.services => self.register().await,
             Some(lease_id) => self.heartbeat(&lease_id).await,
+            None => self.register().await,
         }
     }
 
     async fn register(&mut self) -> Duration {
-        let lease = match self.registry.register(&self.config).await {
-            Ok(lease) => lease,
-            Err(error) => return self.director_trouble(error),
-        };
+        match self.registry.register(&self.config).await {
+            Ok(lease) => self.take_lease(lease).await,
+            Err(error) => self.director_trouble(error),
+        }
+    }
+
+    /// Installs the rules a new lease asks for, confirms it, then removes the rules it no
+    /// longer asks for; answers how long to wait before the next step.
+    pub(super) async fn take_lease(&mut self, lease: Lease) -> Duration {
+        // A new lease replaces the one held: the director knows only the new one now.
+        self.lease = None;
         // Bounded: each iptables call is, and the check loop holds the keeper for one check at most.
         let installed = self
             .rules
@@ -60,6 +71,7 @@ impl<R: RuleBackend> Agent<R> {
         }
         let wait = heartbeat_period(lease.ttl);
         self.lease = Some(lease);
+        self.registered = self.config.services.clone();
         self.director_answers();
         wait
     }
@@ -147,7 +159,7 @@ impl<R: RuleBackend> Agent<R> {
     }
 
     /// "registered with 10.0.0.2:7700 as llc5, weight 1".
-    fn registered_status(&self) -> String {
+    pub(super) fn registered_status(&self) -> String {
         let services = &self.config.services;
         let weights = match services.first() {
             Some(first) if services.iter().all(|s| s.weight == first.weight) => {

@@ -6,6 +6,7 @@
 
 mod checks;
 mod director;
+mod reload;
 
 use std::time::Duration;
 
@@ -17,10 +18,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::backoff::Backoff;
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, ServiceConfig};
 use crate::registry::{Lease, Registry, RegistryError};
 use crate::rules::{RedirectRule, RuleBackend, RuleError};
 use checks::SharedRules;
+pub use reload::ReloadSource;
 
 /// Each iptables call is bounded already; this bounds the whole removal of several rules.
 const RULE_REMOVAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,16 +67,18 @@ pub enum AgentError {
     RuleRemovalTimedOut(Duration),
 }
 
-/// Runs the agent until `shutdown` is cancelled, then deregisters and removes its rules.
+/// Runs the agent until `shutdown` is cancelled, then deregisters and removes its rules;
+/// meanwhile each request from `reloads` switches to a new config if all of it is good.
 /// Returns an error when the director's TLS cannot be set up (before anything is touched) or
 /// when rules may have been left behind.
 pub async fn run(
     config: AgentConfig,
     rules: impl RuleBackend,
     shutdown: CancellationToken,
+    reloads: ReloadSource,
 ) -> Result<(), AgentError> {
     let (state, _) = watch::channel(AgentState::Starting);
-    run_with(config, rules, shutdown, state).await
+    run_with(config, rules, shutdown, reloads, state).await
 }
 
 /// [`run`], publishing each change of [`AgentState`] on `state`.
@@ -82,6 +86,7 @@ pub async fn run_with(
     config: AgentConfig,
     rules: impl RuleBackend,
     shutdown: CancellationToken,
+    mut reloads: ReloadSource,
     state: watch::Sender<AgentState>,
 ) -> Result<(), AgentError> {
     let span = info_span!("agent", realserver = %config.name, director = %config.director);
@@ -103,6 +108,7 @@ pub async fn run_with(
             config,
             state,
             lease: None,
+            registered: Vec::new(),
             director_problem: None,
         };
         // Ready before the director answers: a realserver must boot while its director is away.
@@ -112,7 +118,7 @@ pub async fn run_with(
             agent.config.director.authority()
         ));
         info!("started");
-        agent.serve(&shutdown).await;
+        agent.serve(&shutdown, &mut reloads).await;
         agent.stop().instrument(info_span!("shutdown")).await
     }
     .instrument(span)
@@ -125,13 +131,14 @@ struct Agent<R> {
     rules: SharedRules<R>,
     /// The rule check loop, apart from this one so that heartbeats never wait for iptables.
     checks: JoinHandle<()>,
-    /// Keeps the check loop running (it ends when this is dropped); reloads will send on it.
-    #[allow(dead_code)]
+    /// The check loop's period; it ends when this is dropped.
     check_period: watch::Sender<Duration>,
     backoff: Backoff,
     state: watch::Sender<AgentState>,
     /// The confirmed lease, kept through director outages until the director disowns it.
     lease: Option<Lease>,
+    /// The services and weights the lease was confirmed with.
+    registered: Vec<ServiceConfig>,
     /// The director trouble last logged, so an outage is one line, not one per attempt.
     director_problem: Option<String>,
 }
@@ -139,12 +146,23 @@ struct Agent<R> {
 impl<R: RuleBackend> Agent<R> {
     /// The director loop: registration and heartbeats, nothing that waits for iptables except
     /// the installation of the rules a registration asks for.
-    async fn serve(&mut self, shutdown: &CancellationToken) {
+    async fn serve(&mut self, shutdown: &CancellationToken, reloads: &mut ReloadSource) {
         let mut next_call = Instant::now();
         loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return,
+                Some(request) = reloads.next() => {
+                    let span = info_span!("reload");
+                    let reloaded = tokio::select! {
+                        biased;
+                        () = shutdown.cancelled() => return,
+                        reloaded = self.reload(request, reloads).instrument(span) => reloaded,
+                    };
+                    if let Some(wait) = reloaded {
+                        next_call = Instant::now() + wait;
+                    }
+                }
                 () = tokio::time::sleep_until(next_call) => {
                     let span = info_span!("registry");
                     let wait = tokio::select! {
