@@ -50,7 +50,15 @@ pub struct AgentConfig {
     /// Pacing of retries while the director is unreachable or refuses; not in the file (the
     /// defaults suit every deployment), but tests shorten it.
     pub retry: RetryPolicy,
+    /// How long one iptables call may take before the agent gives up on it; not in the file
+    /// either, for the same reason.
+    pub iptables_timeout: Duration,
 }
+
+/// Far longer than iptables takes on a busy host, and short enough that a stop (deregister,
+/// then remove: about three calls per rule, bounded as a whole at 10 s) ends within systemd's
+/// TimeoutStopSec.
+pub const IPTABLES_TIMEOUT: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceConfig {
@@ -176,6 +184,7 @@ fn read(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Op
         rule_check_interval: rule_check_interval?,
         deregister_timeout: deregister_timeout?,
         retry: RetryPolicy::default(),
+        iptables_timeout: IPTABLES_TIMEOUT,
     })
 }
 

@@ -47,6 +47,16 @@ impl<R: RuleBackend> RuleKeeper<R> {
     ///
     /// On error the new rules are still the ones [`RuleKeeper::heal`] keeps trying to install.
     pub async fn apply(&mut self, desired: Vec<RedirectRule>) -> Result<Applied, RuleError> {
+        let mut applied = self.install(desired).await?;
+        applied.removed = self.prune().await?;
+        Ok(applied)
+    }
+
+    /// The first half of [`RuleKeeper::apply`]: makes `desired` the rules to keep and installs
+    /// each, leaving the agent's other rules in place. The agent confirms a registration
+    /// between the halves, so a service it leaves keeps its rule until the director has taken
+    /// the registration without it.
+    pub async fn install(&mut self, desired: Vec<RedirectRule>) -> Result<Applied, RuleError> {
         self.desired = desired;
         let mut applied = Applied::default();
         for rule in &self.desired {
@@ -61,16 +71,22 @@ impl<R: RuleBackend> RuleKeeper<R> {
                 }
             }
         }
+        Ok(applied)
+    }
+
+    /// The second half of [`RuleKeeper::apply`]: removes the agent's rules that are not kept.
+    pub async fn prune(&self) -> Result<Vec<RedirectRule>, RuleError> {
+        let mut removed = Vec::new();
         for stale in self.backend.owned().await? {
             if self.desired.contains(&stale) {
                 continue;
             }
             if self.backend.remove(&stale).await? == Removed::Removed {
-                info!(rule = %stale, "REDIRECT rule no longer matches the director's answer: removed");
-                applied.removed.push(stale);
+                info!(rule = %stale, "REDIRECT rule no longer wanted: removed");
+                removed.push(stale);
             }
         }
-        Ok(applied)
+        Ok(removed)
     }
 
     /// Puts back every kept rule that is missing, with a warning; returns those put back.

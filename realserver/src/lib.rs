@@ -12,6 +12,6 @@ pub mod keeper;
 mod registry;
 pub mod rules;
 
-pub use agent::{run, run_with, AgentError, AgentState};
+pub use agent::{run, run_with, AgentError, AgentState, ReloadSource};
 pub use config::AgentConfig;
 pub use registry::RegistryError;

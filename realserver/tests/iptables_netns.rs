@@ -208,6 +208,28 @@ fn the_agent_binary_registers_heals_and_cleans_up_on_sigterm() {
     wait_until("the rule put back", 5, || ours(&shell).len() == 1);
     assert!(agent_log().contains("put back"), "{}", agent_log());
 
+    // systemctl reload: SIGHUP re-reads the file; the new weight reaches the director.
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}weight = 2\n")).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let weighted = || {
+        director
+            .calls()
+            .iter()
+            .any(|c| matches!(c, Call::Register(r) if r.services.iter().any(|s| s.weight == 2)))
+    };
+    wait_until("the registration with weight 2", 10, weighted);
+    assert!(
+        agent.try_wait().unwrap().is_none(),
+        "SIGHUP ended the agent: {}",
+        agent_log()
+    );
+    assert!(agent_log().contains("reloaded"), "{}", agent_log());
+
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(agent.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

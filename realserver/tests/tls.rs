@@ -9,8 +9,9 @@ use std::sync::Arc;
 use lb_realserver::config::TlsFiles;
 use lb_realserver::rules::MemoryRules;
 use lb_realserver::AgentState;
+use lb_realserver::{AgentConfig, ReloadSource};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use support::{agent_config, spawn_agent, FakeDirector, Options};
+use support::{agent_config, spawn_agent, spawn_reloadable, FakeDirector, Options};
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 /// A private CA: its PEM, and (cert, key) PEMs it signed for "localhost" and for "llc5".
@@ -107,5 +108,57 @@ async fn refuses_a_director_whose_certificate_another_ca_signed() {
         0,
         "talked to an untrusted director"
     );
+    agent.stop().await.0.unwrap();
+}
+
+#[tokio::test]
+async fn a_reload_with_new_tls_files_connects_with_them() {
+    let pki = private_ca();
+    let other = private_ca();
+    let chain = MemoryRules::new();
+    let director = https_director(&chain, &pki);
+    let dir = tempfile::tempdir().unwrap();
+    // Trusting the wrong CA at first: the director is unreachable.
+    let files = tls_files(&dir, &other.ca, &pki);
+    let path = dir.path().join("agent.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "director = \"{}\"\nname = \"llc5\"\naddress = \"10.0.0.11\"\n\
+             [[service]]\nname = \"llc-ssh\"\n\
+             [tls]\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+            director.https_url(),
+            files.ca.path.display(),
+            files.cert.path.display(),
+            files.key.path.display()
+        ),
+    )
+    .unwrap();
+    let quick = agent_config(&director.https_url());
+    let load = move || {
+        AgentConfig::load(&path).map(|config| AgentConfig {
+            retry: quick.retry,
+            ..config
+        })
+    };
+    let (reloads, requests) = lb_shared::reload::channel();
+    let mut agent = spawn_reloadable(
+        load.clone()().unwrap(),
+        &chain,
+        ReloadSource::new(requests, load),
+    );
+    agent
+        .wait_for("the TLS failure", |s| {
+            matches!(s, AgentState::DirectorUnreachable { .. })
+        })
+        .await;
+
+    std::fs::write(&files.ca.path, &pki.ca).unwrap();
+    assert_eq!(
+        reloads.reload().await.unwrap(),
+        "tls files changed: new connections use them"
+    );
+    agent.registered().await;
+    assert_eq!(director.registrations(), 1);
     agent.stop().await.0.unwrap();
 }

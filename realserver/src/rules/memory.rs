@@ -2,8 +2,14 @@
 //! `iptables -S` prints them, an identical rule is found and not added twice, deleting goes by
 //! exact match, foreign rules sit beside the agent's, and a person can delete a rule "by hand".
 //! It also keeps a journal of the agent's changes, so tests can assert their order.
+//!
+//! [`MemoryRules::hold`] makes calls wait the way iptables waits for a busy xtables lock: a call
+//! made meanwhile takes effect only once the hold ends, even when its caller stopped waiting,
+//! as the child process of a timed-out iptables call still runs to its end.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{oneshot, watch};
 
 use super::listing::{parse_line, Listed};
 use super::{Ensured, RedirectRule, Removed, RuleBackend, RuleError, CHAIN};
@@ -16,9 +22,20 @@ pub enum RuleChange {
 }
 
 /// Cheap to clone: clones share one chain, so a test keeps a handle on what the agent changes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MemoryRules {
     inner: Arc<Mutex<Chain>>,
+    /// True while calls wait (see [`MemoryRules::hold`]).
+    held: Arc<watch::Sender<bool>>,
+}
+
+impl Default for MemoryRules {
+    fn default() -> MemoryRules {
+        MemoryRules {
+            inner: Arc::default(),
+            held: Arc::new(watch::Sender::new(false)),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -36,18 +53,29 @@ impl MemoryRules {
     }
 
     fn chain(&self) -> MutexGuard<'_, Chain> {
-        // A test that panicked while holding the lock has failed already; its data is still good.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.inner)
     }
 
-    fn checked(&self) -> Result<MutexGuard<'_, Chain>, RuleError> {
-        let chain = self.chain();
-        match &chain.failure {
-            Some(message) => Err(RuleError::Injected(message.clone())),
-            None => Ok(chain),
+    /// Runs `call` on the chain now, or once the hold ends; fails like iptables when a
+    /// failure is injected.
+    async fn call<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&mut Chain) -> T + Send + 'static,
+    ) -> Result<T, RuleError> {
+        if !*self.held.borrow() {
+            return checked(&self.inner).map(|mut chain| call(&mut chain));
         }
+        let inner = Arc::clone(&self.inner);
+        let mut held = self.held.subscribe();
+        let (done, answer) = oneshot::channel();
+        // A task of its own, like iptables' child process: it goes on if the caller gives up.
+        tokio::spawn(async move {
+            let _ = held.wait_for(|held| !*held).await;
+            let _ = done.send(checked(&inner).map(|mut chain| call(&mut chain)));
+        });
+        answer
+            .await
+            .map_err(|_| RuleError::Injected("the in-memory chain's runtime stopped".into()))?
     }
 
     /// The chain's rules as `iptables -t nat -S PREROUTING` prints them (without the policy).
@@ -90,45 +118,81 @@ impl MemoryRules {
     pub fn fail_with(&self, message: Option<&str>) {
         self.chain().failure = message.map(str::to_owned);
     }
+
+    /// `true`: every backend call from now on waits, like iptables behind a busy xtables lock;
+    /// `false` lets the waiting calls go on, in the order they came.
+    pub fn hold(&self, held: bool) {
+        self.held.send_replace(held);
+    }
+}
+
+fn lock(inner: &Mutex<Chain>) -> MutexGuard<'_, Chain> {
+    // A test that panicked while holding the lock has failed already; its data is still good.
+    inner
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn checked(inner: &Mutex<Chain>) -> Result<MutexGuard<'_, Chain>, RuleError> {
+    let chain = lock(inner);
+    match &chain.failure {
+        Some(message) => Err(RuleError::Injected(message.clone())),
+        None => Ok(chain),
+    }
 }
 
 impl RuleBackend for MemoryRules {
+    // Two calls each, `-C` then `-A` or `-D`, as iptables makes them: a caller that gives up
+    // between them never makes the second.
     async fn ensure(&self, rule: &RedirectRule) -> Result<Ensured, RuleError> {
-        let mut chain = self.checked()?;
-        let line = rule.listing();
-        if chain.lines.contains(&line) {
+        if self.is_present(rule).await? {
             return Ok(Ensured::AlreadyPresent);
         }
-        chain.lines.push(line);
-        chain.journal.push(RuleChange::Added(rule.clone()));
+        let rule = rule.clone();
+        self.call(move |chain| {
+            // `-A` appends whatever is there already.
+            chain.lines.push(rule.listing());
+            chain.journal.push(RuleChange::Added(rule));
+        })
+        .await?;
         Ok(Ensured::Added)
     }
 
     async fn remove(&self, rule: &RedirectRule) -> Result<Removed, RuleError> {
-        let mut chain = self.checked()?;
-        let line = rule.listing();
-        let Some(at) = chain.lines.iter().position(|l| *l == line) else {
+        if !self.is_present(rule).await? {
             return Ok(Removed::WasAbsent);
-        };
-        chain.lines.remove(at);
-        chain.journal.push(RuleChange::Removed(rule.clone()));
+        }
+        let rule = rule.clone();
+        self.call(move |chain| {
+            let line = rule.listing();
+            let at = chain.lines.iter().position(|l| *l == line).ok_or_else(|| {
+                RuleError::Injected("Bad rule (does a matching rule exist in that chain?)".into())
+            })?;
+            chain.lines.remove(at);
+            chain.journal.push(RuleChange::Removed(rule));
+            Ok(())
+        })
+        .await??;
         Ok(Removed::Removed)
     }
 
     async fn is_present(&self, rule: &RedirectRule) -> Result<bool, RuleError> {
-        Ok(self.checked()?.lines.contains(&rule.listing()))
+        let line = rule.listing();
+        self.call(move |chain| chain.lines.contains(&line)).await
     }
 
     async fn owned(&self) -> Result<Vec<RedirectRule>, RuleError> {
-        let chain = self.checked()?;
-        Ok(chain
-            .lines
-            .iter()
-            .filter(|line| line.starts_with(&format!("-A {CHAIN} ")))
-            .filter_map(|line| match parse_line(line) {
-                Listed::Owned(rule) => Some(rule),
-                Listed::Foreign | Listed::Unreadable(_) => None,
-            })
-            .collect())
+        self.call(|chain| {
+            chain
+                .lines
+                .iter()
+                .filter(|line| line.starts_with(&format!("-A {CHAIN} ")))
+                .filter_map(|line| match parse_line(line) {
+                    Listed::Owned(rule) => Some(rule),
+                    Listed::Foreign | Listed::Unreadable(_) => None,
+                })
+                .collect()
+        })
+        .await
     }
 }

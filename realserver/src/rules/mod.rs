@@ -13,8 +13,10 @@ use std::net::IpAddr;
 
 use lb_shared::domain::Protocol;
 
+mod bounded;
 mod iptables;
 mod listing;
+pub use bounded::Bounded;
 pub use iptables::IptablesRules;
 
 #[cfg(feature = "testing")]
@@ -141,6 +143,13 @@ pub enum RuleError {
         command: &'static str,
         #[source]
         source: tokio::task::JoinError,
+    },
+    /// iptables waits without limit for the xtables lock (and nft for a busy netlink socket);
+    /// the agent gives up on the call and tries again at the next check.
+    #[error("{what} did not finish within {limit:?} (is iptables waiting for the xtables lock?)")]
+    TimedOut {
+        what: String,
+        limit: std::time::Duration,
     },
     /// Only the in-memory backend's injected failures.
     #[error("{0}")]

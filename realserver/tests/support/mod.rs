@@ -23,7 +23,7 @@ use lb_proto::{
 use lb_realserver::config::{AgentConfig, DirectorUrl, RetryPolicy, ServiceConfig};
 use lb_realserver::rules::contract::Shell;
 use lb_realserver::rules::MemoryRules;
-use lb_realserver::{AgentError, AgentState};
+use lb_realserver::{AgentError, AgentState, ReloadSource};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
@@ -343,6 +343,7 @@ pub fn agent_config(director_url: &str) -> AgentConfig {
             initial: Duration::from_millis(50),
             max: Duration::from_millis(400),
         },
+        iptables_timeout: Duration::from_millis(300),
     }
 }
 
@@ -354,12 +355,22 @@ pub struct RunningAgent {
 }
 
 pub fn spawn_agent(config: AgentConfig, chain: &MemoryRules) -> RunningAgent {
+    spawn_reloadable(config, chain, ReloadSource::none())
+}
+
+/// An agent that reloads from `reloads`.
+pub fn spawn_reloadable(
+    config: AgentConfig,
+    chain: &MemoryRules,
+    reloads: ReloadSource,
+) -> RunningAgent {
     let (state_tx, state) = watch::channel(AgentState::Starting);
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(lb_realserver::run_with(
         config,
         chain.clone(),
         shutdown.clone(),
+        reloads,
         state_tx,
     ));
     RunningAgent {
