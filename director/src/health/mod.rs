@@ -1,0 +1,7 @@
+//! Health checks of every destination (issue 9): probes from the director to each RIP:port, a
+//! rise/fall state per destination, and the monitor task that runs them and publishes which
+//! destinations are up. Down means weight 0 (quiesce), applied by whoever reads the health map.
+
+pub mod state;
+
+pub use state::{HealthState, HealthStatus, Transition};
