@@ -2,6 +2,8 @@
 //! rise/fall state per destination, and the monitor task that runs them and publishes which
 //! destinations are up. Down means weight 0 (quiesce), applied by whoever reads the health map.
 
+pub mod config;
 pub mod state;
 
+pub use config::{read_check, CheckConfig};
 pub use state::{HealthState, HealthStatus, Transition};
