@@ -3,7 +3,10 @@
 //! destinations are up. Down means weight 0 (quiesce), applied by whoever reads the health map.
 
 pub mod config;
+pub mod monitor;
+mod schedule;
 pub mod state;
 
 pub use config::{read_check, CheckConfig};
+pub use monitor::{HealthMap, HealthMonitor, Prober, Target, TargetKey, Targets};
 pub use state::{HealthState, HealthStatus, Transition};
