@@ -48,12 +48,40 @@ const KNOWN: &[&str] = &[
     "admin_socket",
     "realserver",
     "address",
+    "check",
+    "type",
+    "interval",
+    "timeout",
+    "fall",
+    "rise",
 ];
 
 fn integer(valid: std::ops::RangeInclusive<i64>, invalid: &'static [i64]) -> BoxedStrategy<Value> {
     let valid = valid.prop_map(Value::Integer);
     let invalid = proptest::sample::select(invalid).prop_map(Value::Integer);
     prop_oneof![30 => mostly(valid, KNOWN), 1 => invalid].boxed()
+}
+
+/// One `[service.check]`, every key mostly valid (a timeout of 1s or less under an interval of
+/// 2s or more), now and then one that is not.
+fn check() -> impl Strategy<Value = Value> {
+    (
+        option::of(pick(&["tcp", "ssh", "none"], &["http", "TCP"], KNOWN)),
+        option::of(pick(&["2s", "5s", "1m"], &["0s", "2h", "2"], KNOWN)),
+        option::of(pick(&["500ms", "1s"], &["0s", "2s", "1m"], KNOWN)),
+        option::of(integer(1..=10, &[0, -1, 1001])),
+        option::of(integer(1..=10, &[0, -1, 1001])),
+        extra(KNOWN),
+    )
+        .prop_map(|(kind, interval, timeout, fall, rise, extra)| {
+            let mut check = extra;
+            set(&mut check, "type", kind);
+            set(&mut check, "interval", interval);
+            set(&mut check, "timeout", timeout);
+            set(&mut check, "fall", fall);
+            set(&mut check, "rise", rise);
+            Value::Table(check)
+        })
 }
 
 /// One `[[service]]`, from small pools of names and addresses so that duplicates happen.
@@ -98,10 +126,22 @@ fn service() -> impl Strategy<Value = Value> {
             ),
         ),
         option::of(mostly(duration_text(), KNOWN)),
+        option::of(mostly(check(), KNOWN)),
         extra(KNOWN),
     )
         .prop_map(
-            |(name, vip, port, protocol, scheduler, forward, interface, persistence, extra)| {
+            |(
+                name,
+                vip,
+                port,
+                protocol,
+                scheduler,
+                forward,
+                interface,
+                persistence,
+                check,
+                extra,
+            )| {
                 let mut service = extra;
                 set(&mut service, "name", name);
                 set(&mut service, "vip", vip);
@@ -111,6 +151,7 @@ fn service() -> impl Strategy<Value = Value> {
                 set(&mut service, "forward", forward);
                 set(&mut service, "interface", interface);
                 set(&mut service, "persistence", persistence);
+                set(&mut service, "check", check);
                 Value::Table(service)
             },
         )
@@ -263,6 +304,14 @@ fn to_toml(config: &DirectorConfig) -> String {
         if let Some(p) = s.persistence {
             t.insert("persistence".into(), string(duration::format(p)));
         }
+        let mut check = Table::new();
+        check.insert("type".into(), string(s.check.kind.to_string()));
+        let interval = duration::format(s.check.interval);
+        check.insert("interval".into(), string(interval));
+        check.insert("timeout".into(), string(duration::format(s.check.timeout)));
+        check.insert("fall".into(), Value::Integer(i64::from(s.check.fall)));
+        check.insert("rise".into(), Value::Integer(i64::from(s.check.rise)));
+        t.insert("check".into(), Value::Table(check));
         Value::Table(t)
     });
     root.insert("service".into(), Value::Array(services.collect()));
@@ -292,12 +341,17 @@ fn parse(text: &str) -> Result<DirectorConfig, ConfigError> {
 }
 
 /// What the daemon does with an accepted config must not fail on its values: it adds the
-/// lease TTL and the resync interval to the current time.
+/// lease TTL, the resync interval and each check's interval to the current time.
 fn assert_usable(config: &DirectorConfig) {
-    assert_fits_the_clock(&[
+    let mut durations = vec![
         ("lease_ttl", config.lease_ttl),
         ("resync_interval", config.resync_interval),
-    ]);
+    ];
+    for service in &config.services {
+        durations.push(("check.interval", service.check.interval));
+        assert!(service.check.timeout < service.check.interval);
+    }
+    assert_fits_the_clock(&durations);
 }
 
 proptest! {

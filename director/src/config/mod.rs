@@ -13,6 +13,7 @@ use lb_shared::duration;
 use lb_shared::tls::TlsFiles;
 
 use crate::access::{AddressRange, AllowedRealServer};
+use crate::health::{read_check, CheckConfig};
 
 pub const DEFAULT_PATH: &str = "/etc/lb/director.toml";
 
@@ -61,6 +62,8 @@ pub struct ServiceConfig {
     pub interface: String,
     /// Persistence (`ipvsadm -p`), none when absent.
     pub persistence: Option<Duration>,
+    /// `[service.check]`: how each destination is probed.
+    pub check: CheckConfig,
 }
 
 impl ServiceConfig {
@@ -233,6 +236,8 @@ fn read_service(s: &Section) -> Option<ServiceConfig> {
     let forward = s.optional("forward", str::parse::<Forward>);
     let interface = s.required("interface", parse_interface);
     let persistence = s.optional("persistence", |t| at_least(t, Duration::from_secs(1)));
+    // A bad protocol is reported above; the check is still read, as if for tcp.
+    let check = read_check(s, protocol.flatten().unwrap_or(Protocol::Tcp));
     Some(ServiceConfig {
         name: name?,
         vip: vip?,
@@ -242,6 +247,7 @@ fn read_service(s: &Section) -> Option<ServiceConfig> {
         forward: forward?.unwrap_or(Forward::Dr),
         interface: interface?,
         persistence: persistence?,
+        check: check?,
     })
 }
 

@@ -1,0 +1,12 @@
+//! Health checks of every destination (issue 9): probes from the director to each RIP:port, a
+//! rise/fall state per destination, and the monitor task that runs them and publishes which
+//! destinations are up. Down means weight 0 (quiesce), applied by whoever reads the health map.
+
+pub mod config;
+pub mod monitor;
+mod schedule;
+pub mod state;
+
+pub use config::{read_check, CheckConfig};
+pub use monitor::{HealthMap, HealthMonitor, Prober, Target, TargetKey, Targets};
+pub use state::{HealthState, HealthStatus, Transition};
