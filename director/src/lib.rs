@@ -16,3 +16,4 @@ pub mod status;
 pub mod table;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
