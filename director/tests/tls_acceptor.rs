@@ -1,7 +1,7 @@
 //! The director's own TLS acceptor over loopback, serving the real gRPC services: certificates
 //! replaced while it runs (new connections see the new one, open ones keep working), a bad
 //! replacement refused, a silent client that blocks nobody, a client without a certificate
-//! refused.
+//! refused, callers known by their certificate.
 #![allow(clippy::unwrap_used)] // test helpers: a panic is the failure report
 
 mod common;
@@ -28,6 +28,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity, Server};
+use tonic::Code;
 
 /// A CA in `dir/name` with certificates for the director (as "llclb1" at 127.0.0.1, and once
 /// more as "lb2" also named llclb1, for a rotation under the same CA), llc5 and ops.
@@ -292,6 +293,35 @@ async fn a_client_without_a_certificate_is_refused_and_others_still_served() {
     status(&channel(served.addr, &a, Some("ops")).await.unwrap())
         .await
         .unwrap();
+    served.stop().await;
+}
+
+#[tokio::test]
+async fn callers_are_known_by_the_certificate_of_their_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, served) = start(dir.path()).await;
+    let drain = |who: &'static str| {
+        let a = a.clone();
+        async move {
+            let channel = channel(served.addr, &a, Some(who)).await.unwrap();
+            pb::admin_client::AdminClient::new(channel)
+                .drain(pb::DrainRequest {
+                    name: "llc5".into(),
+                })
+                .await
+        }
+    };
+    let denied = drain("llc5").await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert!(
+        denied.message().starts_with("cert:llc5 is not an admin"),
+        "{denied:?}"
+    );
+    let as_ops = drain("ops").await;
+    assert!(
+        !matches!(&as_ops, Err(s) if s.code() == Code::PermissionDenied),
+        "{as_ops:?}"
+    );
     served.stop().await;
 }
 
