@@ -11,8 +11,11 @@
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
+use rustls::pki_types::CertificateDer;
 use tonic::transport::server::UdsConnectInfo;
 use tonic::{Request, Status};
+
+use crate::tls::TlsPeer;
 
 /// An address or a network, as `[[realserver]] address` takes it: "10.0.0.11" or "10.0.0.0/24".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,8 +88,11 @@ pub struct AllowedRealServer {
 /// Who is calling, as far as the transport can tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    /// A TLS client; the DNS names of its certificate.
-    Certificate { names: Vec<String> },
+    /// A TLS client; the DNS names of its certificate, and where it connected from.
+    Certificate {
+        names: Vec<String>,
+        peer: Option<SocketAddr>,
+    },
     /// A process on the admin socket.
     AdminSocket { uid: u32 },
     /// No TLS: only the peer address is known.
@@ -95,12 +101,24 @@ pub enum Caller {
 
 impl Caller {
     pub fn of<T>(request: &Request<T>) -> Caller {
-        if let Some(certs) = request.peer_certs() {
-            let names = certs
+        let names = |chain: &[CertificateDer<'_>]| {
+            chain
                 .first()
                 .map(|der| certificate_names(der.as_ref()))
-                .unwrap_or_default();
-            return Caller::Certificate { names };
+                .unwrap_or_default()
+        };
+        if let Some(tls) = request.extensions().get::<TlsPeer>() {
+            return Caller::Certificate {
+                names: names(&tls.certificates),
+                peer: Some(tls.addr),
+            };
+        }
+        // tonic's own TLS (`ServerTlsConfig`), for a server built without the acceptor.
+        if let Some(certs) = request.peer_certs() {
+            return Caller::Certificate {
+                names: names(&certs),
+                peer: request.remote_addr(),
+            };
         }
         if let Some(info) = request.extensions().get::<UdsConnectInfo>() {
             // No credentials would be a kernel oddity: treat it as nobody.
@@ -111,14 +129,24 @@ impl Caller {
             peer: request.remote_addr(),
         }
     }
+
+    /// The address the caller connected from; `None` on the admin socket, which has none.
+    pub fn peer_ip(&self) -> Option<IpAddr> {
+        match self {
+            Caller::Certificate { peer, .. } | Caller::Unauthenticated { peer } => {
+                peer.map(|p| p.ip())
+            }
+            Caller::AdminSocket { .. } => None,
+        }
+    }
 }
 
 impl fmt::Display for Caller {
     /// How the audit log names the caller.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Caller::Certificate { names } if names.is_empty() => f.write_str("cert:(no name)"),
-            Caller::Certificate { names } => write!(f, "cert:{}", names.join(",")),
+            Caller::Certificate { names, .. } if names.is_empty() => f.write_str("cert:(no name)"),
+            Caller::Certificate { names, .. } => write!(f, "cert:{}", names.join(",")),
             Caller::AdminSocket { uid } => write!(f, "socket:uid={uid}"),
             Caller::Unauthenticated { peer: Some(p) } => write!(f, "unauthenticated:{p}"),
             Caller::Unauthenticated { peer: None } => f.write_str("unauthenticated"),
@@ -182,7 +210,7 @@ impl Access {
         address: Option<IpAddr>,
     ) -> Result<(), Status> {
         match caller {
-            Caller::Certificate { names } if !names.iter().any(|n| n == name) => {
+            Caller::Certificate { names, .. } if !names.iter().any(|n| n == name) => {
                 return Err(denied(format!(
                     "the client certificate is for {}, not {name}: an agent acts only under the name in its certificate",
                     if names.is_empty() { "no name".to_owned() } else { names.join(", ") }
@@ -252,7 +280,7 @@ impl Access {
             Caller::AdminSocket { uid } => Err(denied(format!(
                 "the admin socket is for root only (you are uid {uid})"
             ))),
-            Caller::Certificate { names } if names.iter().any(|n| self.admins.contains(n)) => Ok(()),
+            Caller::Certificate { names, .. } if names.iter().any(|n| self.admins.contains(n)) => Ok(()),
             Caller::Certificate { .. } => Err(denied(format!(
                 "{caller} is not an admin: use a certificate listed in the director's admins, or lbctl on the director host as root"
             ))),
@@ -278,6 +306,7 @@ mod tests {
     fn cert(name: &str) -> Caller {
         Caller::Certificate {
             names: vec![name.into()],
+            peer: Some(SocketAddr::from(([10, 0, 0, 11], 40000))),
         }
     }
 
@@ -402,5 +431,46 @@ mod tests {
         assert!(a.admin(&Caller::Unauthenticated { peer: None }).is_err());
         let plain = Access::default();
         assert!(plain.admin(&Caller::Unauthenticated { peer: None }).is_ok());
+    }
+
+    #[test]
+    fn the_peer_ip_is_known_for_network_callers_only() {
+        assert_eq!(cert("llc5").peer_ip(), Some("10.0.0.11".parse().unwrap()));
+        assert_eq!(cert("llc5").to_string(), "cert:llc5");
+        let plain = Caller::Unauthenticated {
+            peer: Some("127.0.0.1:5000".parse().unwrap()),
+        };
+        assert_eq!(plain.peer_ip(), Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(Caller::AdminSocket { uid: 0 }.peer_ip(), None);
+    }
+
+    #[test]
+    fn a_tls_caller_is_named_by_the_certificate_of_its_connection() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let der = rcgen::CertificateParams::new(vec!["llc5".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap()
+            .der()
+            .clone();
+        let peer: SocketAddr = "10.0.0.11:40000".parse().unwrap();
+        let mut request = Request::new(());
+        request.extensions_mut().insert(TlsPeer {
+            addr: peer,
+            certificates: std::sync::Arc::new(vec![der]),
+        });
+        let caller = Caller::of(&request);
+        assert_eq!(
+            caller,
+            Caller::Certificate {
+                names: vec!["llc5".into()],
+                peer: Some(peer)
+            }
+        );
+        assert_eq!(caller.to_string(), "cert:llc5");
+        assert_eq!(
+            Caller::of(&Request::new(())),
+            Caller::Unauthenticated { peer: None }
+        );
     }
 }

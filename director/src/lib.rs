@@ -17,4 +17,5 @@ pub mod state;
 pub mod table;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 pub mod view;

@@ -1,9 +1,13 @@
 //! The `[tls]` section every component shares: `ca`, `cert`, `key` (PEM files), read and checked
-//! when the config is loaded, so a wrong path is a config error naming the key, not a failure
-//! at the first connection.
+//! when the config is loaded, so a wrong path or a bad file is a config error naming the key,
+//! not a failure at the first connection or after the kernel was touched.
+
+mod server;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+pub use server::{server_config, FileError, TlsError, TlsKey, TlsProblem, ALPN_H2};
 
 use crate::config::Section;
 
@@ -24,7 +28,9 @@ pub struct TlsFiles {
 }
 
 impl TlsFiles {
-    /// Reads `[tls]` from `parent`, if present; every bad key is recorded as a problem.
+    /// Reads `[tls]` from `parent`, if present; every bad key is recorded as a problem. The
+    /// files are checked as the director will use them (see [`server_config`]): the agent's
+    /// certificate, key and CA must hold together just the same.
     pub fn read_section(parent: &Section) -> Option<Option<TlsFiles>> {
         let Some(tls) = parent.table("tls") else {
             return Some(None);
@@ -32,11 +38,23 @@ impl TlsFiles {
         let ca = tls.required("ca", |p| read_pem(p, "CERTIFICATE"));
         let cert = tls.required("cert", |p| read_pem(p, "CERTIFICATE"));
         let key = tls.required("key", |p| read_pem(p, "PRIVATE KEY"));
-        Some(Some(TlsFiles {
+        let files = TlsFiles {
             ca: ca?,
             cert: cert?,
             key: key?,
-        }))
+        };
+        if let Err(error) = server_config(&files) {
+            for problem in error.problems {
+                let value = toml::Value::String(problem.path.to_string_lossy().into_owned());
+                tls.problem(
+                    problem.key.name(),
+                    &value.to_string(),
+                    problem.error.to_string(),
+                );
+            }
+            return None;
+        }
+        Some(Some(files))
     }
 
     /// Reads the three files named on a command line (lbctl).

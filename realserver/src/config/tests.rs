@@ -263,23 +263,17 @@ fn the_shipped_example_is_valid() {
 
 #[test]
 fn an_https_director_needs_tls_files_and_http_takes_none() {
-    let dir = std::env::temp_dir().join(format!("lb-agent-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cert = dir.join("llc5.pem");
-    std::fs::write(
-        &cert,
-        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
-    )
-    .unwrap();
-    let key = dir.join("llc5.key");
-    std::fs::write(
-        &key,
-        "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n",
-    )
-    .unwrap();
+    // Real files: the loader checks that certificate, key and CA hold together.
+    let pki = tempfile::tempdir().unwrap();
+    lb_director::certs::init_ca(pki.path(), "test CA").unwrap();
+    lb_director::certs::issue(pki.path(), "llc5", &[], &[]).unwrap();
+    let ca = pki.path().join("ca.pem");
+    let cert = pki.path().join("llc5.pem");
+    let key = pki.path().join("llc5.key");
     let https = "https://lb.example:7700";
     let config = parse_as("llc5", &format!(
-        "director = \"{https}\"\naddress = \"10.0.0.11\"\n[[service]]\nname = \"llc-ssh\"\n[tls]\nca = {c:?}\ncert = {c:?}\nkey = {k:?}\n",
+        "director = \"{https}\"\naddress = \"10.0.0.11\"\n[[service]]\nname = \"llc-ssh\"\n[tls]\nca = {a:?}\ncert = {c:?}\nkey = {k:?}\n",
+        a = ca.display().to_string(),
         c = cert.display().to_string(),
         k = key.display().to_string()
     ))
@@ -312,5 +306,4 @@ fn an_https_director_needs_tls_files_and_http_takes_none() {
         "{found:?}"
     );
     assert_eq!(found[1], "tls: is only used with an https:// director");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

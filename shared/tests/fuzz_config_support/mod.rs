@@ -341,21 +341,25 @@ pub fn regression_texts(manifest_dir: &str) -> Vec<String> {
 }
 
 /// A directory of PEM files for `[tls]`, made once per test binary: the files the example
-/// configs name (a CA, the director's and llc5's certificate and key), and one that holds no
-/// PEM block.
+/// configs name (a CA, the director's and llc5's certificate and key, real ones since the
+/// loader checks that they hold together), and one that holds no PEM block.
 pub fn tls_dir() -> &'static Path {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
         let dir = tempfile::tempdir().unwrap();
-        let pem = |label: &str| format!("-----BEGIN {label}-----\nAAAA\n-----END {label}-----\n");
-        for (name, label) in [
-            ("ca.pem", "CERTIFICATE"),
-            ("llclb1.pem", "CERTIFICATE"),
-            ("llclb1.key", "PRIVATE KEY"),
-            ("llc5.pem", "CERTIFICATE"),
-            ("llc5.key", "EC PRIVATE KEY"),
-        ] {
-            std::fs::write(dir.path().join(name), pem(label)).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        for name in ["llclb1", "llc5"] {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(vec![name.to_owned()])
+                .unwrap()
+                .signed_by(&key, &ca)
+                .unwrap();
+            std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem()).unwrap();
+            std::fs::write(dir.path().join(format!("{name}.key")), key.serialize_pem()).unwrap();
         }
         std::fs::write(dir.path().join("not.pem"), [0x30, 0x82, 0x01]).unwrap();
         dir
