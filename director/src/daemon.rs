@@ -10,7 +10,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tracing::{info, warn, Instrument};
 
 use lb_ipvs::IpvsBackend;
@@ -23,6 +23,7 @@ use crate::director::{Director, DirectorError};
 use crate::grpc::{AdminService, RegistryService};
 use crate::host::{AddressBackend, HostSetup};
 use crate::reconciler::{PassError, Reconciler};
+use crate::tls::TlsAcceptor;
 
 mod reload;
 
@@ -48,8 +49,8 @@ pub enum RunError {
         source: std::io::Error,
     },
     /// The TLS files do not make a usable server configuration (checked before the kernel).
-    #[error("[tls]: {0}")]
-    Tls(#[source] tonic::transport::Error),
+    #[error("{0}")]
+    Tls(#[source] lb_shared::tls::TlsError),
     #[error("gRPC server: {0}")]
     Serve(#[source] tonic::transport::Error),
     #[error("the reconciler task ended unexpectedly: {0}")]
@@ -89,7 +90,11 @@ pub async fn run<I: IpvsBackend, A: AddressBackend>(
         listener,
     } = startup;
     let director = Arc::new(Director::new(config.clone())?);
-    let tcp = tcp_server(&config)?;
+    // Before the first pass, so unusable TLS files stop the start with the kernel untouched.
+    let tls = match &config.tls {
+        Some(files) => Some(Arc::new(TlsAcceptor::new(files).map_err(RunError::Tls)?)),
+        None => None,
+    };
     let addr = listener.local_addr().map_err(RunError::Listener)?;
     let admin_socket = match &config.admin_socket {
         Some(path) => Some((bind_admin_socket(path)?, path.clone())),
@@ -122,14 +127,20 @@ pub async fn run<I: IpvsBackend, A: AddressBackend>(
     info!(%addr, tls = config.tls.is_some(), "serving gRPC");
 
     let servers = serve(
-        tcp,
+        tls.clone(),
         listener,
         admin_socket,
         director.clone(),
         shutdown.clone(),
     );
-    let reloading = reload::serve(director.clone(), config_path, reloads, addr.to_string())
-        .instrument(tracing::info_span!("reload"));
+    let reloading = reload::serve(
+        director.clone(),
+        tls,
+        config_path,
+        reloads,
+        addr.to_string(),
+    )
+    .instrument(tracing::info_span!("reload"));
     let outcome = supervise(servers, reloading, reconciler, &shutdown).await;
     notify::stopping();
     info!("stopped; the IPVS table and the VIPs stay as they are");
@@ -204,31 +215,36 @@ fn spawn_watchdog(director: &Arc<Director>, shutdown: &CancellationToken) {
     });
 }
 
-/// The gRPC server for the TCP port, with mutual TLS when configured. Built before the first
-/// pass, so unusable TLS files stop the start with the kernel untouched.
-fn tcp_server(config: &DirectorConfig) -> Result<Server, RunError> {
-    let mut server = Server::builder();
-    if let Some(tls) = &config.tls {
-        server = server
-            .tls_config(
-                ServerTlsConfig::new()
-                    .identity(Identity::from_pem(&tls.cert.pem, &tls.key.pem))
-                    .client_ca_root(Certificate::from_pem(&tls.ca.pem)),
-            )
-            .map_err(RunError::Tls)?;
-    }
-    Ok(server)
-}
-
+/// The gRPC port (mutual TLS through the reloadable acceptor when configured) and the admin
+/// socket, until the stop.
 async fn serve(
-    tcp: Server,
+    tls: Option<Arc<TlsAcceptor>>,
     listener: TcpListener,
     admin_socket: Option<(UnixListener, PathBuf)>,
     director: Arc<Director>,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let tcp = routes(tcp, &director, &shutdown)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled());
+    let router = routes(Server::builder(), &director, &shutdown);
+    let tcp = async {
+        match tls {
+            Some(acceptor) => {
+                router
+                    .serve_with_incoming_shutdown(
+                        acceptor.incoming(listener, shutdown.clone()),
+                        shutdown.cancelled(),
+                    )
+                    .await
+            }
+            None => {
+                router
+                    .serve_with_incoming_shutdown(
+                        TcpListenerStream::new(listener),
+                        shutdown.cancelled(),
+                    )
+                    .await
+            }
+        }
+    };
     let result = match admin_socket {
         None => tcp.await,
         Some((socket, path)) => {

@@ -113,7 +113,6 @@ impl pb::registry_server::Registry for RegistryService {
         request: Request<pb::RegisterRequest>,
     ) -> Result<Response<pb::RegisterResponse>, Status> {
         let caller = Caller::of(&request);
-        let peer = request.remote_addr().map(|a| a.ip());
         let req = request.into_inner();
         name_field("name", &req.name)?;
         let address: IpAddr = domain::parse_unicast(&req.address)
@@ -135,7 +134,7 @@ impl pb::registry_server::Registry for RegistryService {
         let access = self.director.access();
         let allowed = access
             .realserver(&caller, &req.name, Some(address))
-            .and_then(|()| access.bound_to_connection(&req.name, address, peer));
+            .and_then(|()| access.bound_to_connection(&req.name, address, caller.peer_ip()));
         if let Err(refused) = allowed {
             tracing::warn!(target: "audit", %caller, action = "register", target = %req.name, %address,
                 result = %refused.message(), "audit: registration refused");
@@ -158,6 +157,13 @@ impl pb::registry_server::Registry for RegistryService {
                     vip: s.vip.to_string(),
                     port: u32::from(s.port),
                     protocol: proto_protocol(s.protocol).into(),
+                    check: Some(pb::HealthCheck {
+                        r#type: s.check.kind.to_string(),
+                        interval_ms: millis(s.check.interval),
+                        timeout_ms: millis(s.check.timeout),
+                        fall: s.check.fall,
+                        rise: s.check.rise,
+                    }),
                 })
                 .collect(),
         }))

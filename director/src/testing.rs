@@ -57,6 +57,8 @@ pub fn ssh_key() -> ServiceKey {
 pub struct TestDirector {
     pub addr: SocketAddr,
     pub ipvs: Arc<MemoryIpvs>,
+    /// The interfaces (eth0) and the VIPs the director put on them.
+    pub addresses: Arc<MemoryAddresses>,
     pub state_dir: PathBuf,
     /// The config file the director reads on reload: write it, then [`TestDirector::reload`].
     pub config_path: PathBuf,
@@ -94,10 +96,8 @@ impl TestDirector {
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let sysctl_root = fake_proc_sys(state_dir);
-        let host = HostSetup::new(
-            MemoryAddresses::with_interfaces(&["eth0"]),
-            SysctlTree::new(sysctl_root),
-        );
+        let addresses = Arc::new(MemoryAddresses::with_interfaces(&["eth0"]));
+        let host = HostSetup::new(addresses.clone(), SysctlTree::new(sysctl_root));
         let (reloads, reload_requests) = reload::channel();
         let startup = Startup {
             config: Arc::new(config),
@@ -114,6 +114,7 @@ impl TestDirector {
         TestDirector {
             addr,
             ipvs,
+            addresses,
             state_dir: state_dir.to_owned(),
             config_path,
             reloads,

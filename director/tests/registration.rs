@@ -68,6 +68,7 @@ async fn heartbeats_keep_the_lease_and_expiry_quiesces_then_removes_when_idle() 
         let beat = registry
             .heartbeat(pb::HeartbeatRequest {
                 lease_id: lease_id.clone(),
+                health: Vec::new(),
             })
             .await
             .unwrap();
@@ -93,7 +94,10 @@ async fn heartbeats_keep_the_lease_and_expiry_quiesces_then_removes_when_idle() 
         "kept while a connection is open"
     );
     let err = registry
-        .heartbeat(pb::HeartbeatRequest { lease_id })
+        .heartbeat(pb::HeartbeatRequest {
+            lease_id,
+            health: Vec::new(),
+        })
         .await
         .unwrap_err();
     assert_eq!(

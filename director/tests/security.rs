@@ -193,9 +193,12 @@ async fn an_agent_registers_only_under_its_own_name_from_its_listed_address() {
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     assert_eq!(director.weight("10.0.0.12").await, Some(1));
-    llc6.heartbeat(pb::HeartbeatRequest { lease_id: lease6 })
-        .await
-        .unwrap();
+    llc6.heartbeat(pb::HeartbeatRequest {
+        lease_id: lease6,
+        health: Vec::new(),
+    })
+    .await
+    .unwrap();
     director.stop().await.unwrap();
 }
 
@@ -343,6 +346,7 @@ async fn oversized_and_malformed_requests_are_refused_and_change_nothing() {
     let err = registry
         .heartbeat(pb::HeartbeatRequest {
             lease_id: "ffffffffffffffffffffffffffffffff".into(),
+            health: Vec::new(),
         })
         .await
         .unwrap_err();

@@ -13,13 +13,11 @@ use std::time::Duration;
 
 use common::*;
 use futures::StreamExt;
-use lb_director::access::Access;
 use lb_director::certs;
 use lb_director::config::DirectorConfig;
-use lb_director::control::Director;
+use lb_director::director::Director;
 use lb_director::grpc::{AdminService, RegistryService};
 use lb_director::tls::TlsAcceptor;
-use lb_ipvs::MemoryIpvs;
 use lb_proto as pb;
 use lb_shared::tls::{TlsFiles, TlsKey};
 use rustls::pki_types::pem::PemObject;
@@ -67,23 +65,18 @@ async fn serve(dir: &Path, acceptor: TlsAcceptor) -> Served {
         config_text(dir, "6s")
     );
     let config = Arc::new(DirectorConfig::parse(Path::new("test.toml"), &text).unwrap());
-    let director = Arc::new(Director::new(config, Arc::new(MemoryIpvs::new())).unwrap());
-    let access = Arc::new(Access {
-        tls: true,
-        admins: vec!["ops".into()],
-        realservers: Vec::new(),
-        own_uid: 0,
-    });
+    let director = Arc::new(Director::new(config).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let acceptor = Arc::new(acceptor);
     let shutdown = CancellationToken::new();
     let router = Server::builder()
         .add_service(pb::registry_server::RegistryServer::new(
-            RegistryService::new(director.clone(), access.clone()),
+            RegistryService::new(director.clone()),
         ))
         .add_service(pb::admin_server::AdminServer::new(AdminService::new(
-            director, access,
+            director,
+            shutdown.clone(),
         )));
     let incoming = acceptor.clone().incoming(listener, shutdown.clone());
     let server = tokio::spawn(

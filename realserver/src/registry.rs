@@ -152,6 +152,7 @@ impl Registry {
     pub(crate) async fn heartbeat(&self, lease_id: &str) -> Result<Duration, RegistryError> {
         let request = HeartbeatRequest {
             lease_id: lease_id.to_owned(),
+            health: Vec::new(),
         };
         let answer = self
             .client
@@ -280,6 +281,7 @@ mod tests {
             vip: vip.into(),
             port,
             protocol: protocol.into(),
+            check: None,
         }
     }
 

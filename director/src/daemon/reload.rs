@@ -13,17 +13,19 @@ use lb_shared::reload::{ReloadOutcome, Reloads};
 
 use crate::config::DirectorConfig;
 use crate::director::Director;
+use crate::tls::TlsAcceptor;
 
 /// Answers reload requests until the channel closes (the daemon stops).
 pub(super) async fn serve(
     director: Arc<Director>,
+    tls: Option<Arc<TlsAcceptor>>,
     path: PathBuf,
     mut reloads: Reloads,
     addr: String,
 ) {
     while let Some(request) = reloads.recv().await {
         notify::reloading();
-        let outcome = reload(&director, &path).await;
+        let outcome = reload(&director, tls.as_deref(), &path).await;
         match &outcome {
             Ok(summary) => {
                 info!(path = %path.display(), %summary, "reloaded");
@@ -43,11 +45,21 @@ pub(super) async fn serve(
     std::future::pending::<()>().await
 }
 
-async fn reload(director: &Director, path: &std::path::Path) -> ReloadOutcome {
+async fn reload(
+    director: &Director,
+    tls: Option<&TlsAcceptor>,
+    path: &std::path::Path,
+) -> ReloadOutcome {
     let new = DirectorConfig::load(path).map_err(|e| e.to_string())?;
     let old = director.config();
     fixed_keys(&old, &new)?;
     let summary = summary(&old, &new);
+    // The last step that can fail, before anything else changes: certificate rotation.
+    if let (Some(acceptor), Some(files)) = (tls, &new.tls) {
+        if old.tls.as_ref() != Some(files) {
+            acceptor.replace(files).map_err(|e| e.to_string())?;
+        }
+    }
     director.replace_config(Arc::new(new));
     let outcome = director.pass().await;
     match outcome.result {
@@ -79,8 +91,6 @@ fn fixed_keys(old: &DirectorConfig, new: &DirectorConfig) -> Result<(), String> 
     }
     if old.tls.is_some() != new.tls.is_some() {
         changed.push("[tls] (turning TLS on or off)".to_owned());
-    } else if old.tls != new.tls {
-        changed.push("[tls] files (rotation by reload is not available yet)".to_owned());
     }
     if changed.is_empty() {
         Ok(())
@@ -134,6 +144,9 @@ fn summary(old: &DirectorConfig, new: &DirectorConfig) -> String {
             "resync_interval {:?} -> {:?}",
             old.resync_interval, new.resync_interval
         ));
+    }
+    if old.tls != new.tls {
+        parts.push("TLS files replaced: new connections use them".to_owned());
     }
     if old.realservers != new.realservers || old.admins != new.admins {
         parts.push("access (realservers, admins) updated".to_owned());

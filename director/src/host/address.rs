@@ -130,6 +130,21 @@ impl RtnetlinkAddresses {
     }
 }
 
+/// Shared backends (a test keeps a handle to look at the addresses the director set).
+impl<A: AddressBackend> AddressBackend for std::sync::Arc<A> {
+    async fn ensure_vip(&self, interface: &str, vip: IpAddr) -> Result<bool, AddressError> {
+        self.as_ref().ensure_vip(interface, vip).await
+    }
+
+    async fn remove_vip(&self, interface: &str, vip: IpAddr) -> Result<bool, AddressError> {
+        self.as_ref().remove_vip(interface, vip).await
+    }
+
+    async fn has_vip(&self, interface: &str, vip: IpAddr) -> Result<bool, AddressError> {
+        self.as_ref().has_vip(interface, vip).await
+    }
+}
+
 impl AddressBackend for RtnetlinkAddresses {
     async fn ensure_vip(&self, interface: &str, vip: IpAddr) -> Result<bool, AddressError> {
         let index = self.interface_index(interface).await?;

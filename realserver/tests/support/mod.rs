@@ -274,6 +274,7 @@ impl Registry for Service {
                     vip: vip.clone(),
                     port: 22,
                     protocol: Protocol::Tcp.into(),
+                    check: None,
                 })
                 .collect(),
         }))
