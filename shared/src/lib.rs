@@ -5,6 +5,7 @@
 pub mod config;
 pub mod domain;
 pub mod duration;
+pub mod health;
 pub mod notify;
 pub mod probe;
 pub mod reload;

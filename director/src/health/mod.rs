@@ -5,8 +5,7 @@
 pub mod config;
 pub mod monitor;
 mod schedule;
-pub mod state;
 
 pub use config::{read_check, CheckConfig};
+pub use lb_shared::health::{HealthState, HealthStatus, Transition};
 pub use monitor::{HealthMap, HealthMonitor, Prober, Target, TargetKey, Targets};
-pub use state::{HealthState, HealthStatus, Transition};

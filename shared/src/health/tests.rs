@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use lb_shared::probe::ProbeFailure;
+use crate::probe::ProbeFailure;
 use tokio::time::Instant;
 
 use super::*;

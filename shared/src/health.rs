@@ -1,9 +1,10 @@
-//! The rise/fall state of one destination: one failed probe is noise, `fall` in a row are a
+//! The rise/fall state of one destination, shared by the director's probes and the agent's
+//! self-check: one failed probe is noise, `fall` in a row are a
 //! dead service; one good probe after that is luck, `rise` in a row are a recovery.
 
 use std::fmt;
 
-use lb_shared::probe::ProbeFailure;
+use crate::probe::ProbeFailure;
 use tokio::time::Instant;
 
 /// The probe history of one destination.
@@ -138,5 +139,4 @@ impl HealthState {
 }
 
 #[cfg(test)]
-#[path = "state_tests.rs"]
 mod tests;
