@@ -313,8 +313,13 @@ impl pb::admin_server::Admin for AdminService {
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
             // Each pass publishes a new snapshot: report when the counts change, and now and
-            // then anyway so the client sees the watch is alive.
+            // then anyway so the client sees the watch is alive. The first report comes from a
+            // pass of its own, so a snapshot older than the drain cannot end the watch early.
             let mut passes = director.passes().subscribe();
+            tokio::select! {
+                _ = director.pass() => {}
+                () = shutdown.cancelled() => return,
+            }
             let mut last = None;
             let mut next_report = tokio::time::Instant::now();
             loop {

@@ -31,6 +31,11 @@ struct Table {
     daemons: Vec<SyncDaemon>,
     /// Operations the kernel accepted, for tests that count writes.
     writes: usize,
+    /// Dumps of the service list, for tests that count reads.
+    reads: usize,
+    /// While set, every dump fails with this errno, as a netlink socket in trouble does
+    /// (ENOBUFS after an overrun, say).
+    failing_reads: Option<i32>,
 }
 
 /// The in-memory IPVS table.
@@ -47,6 +52,16 @@ impl MemoryIpvs {
     /// How many operations were accepted so far (a reconcile over an unchanged table adds none).
     pub fn writes(&self) -> usize {
         self.lock().writes
+    }
+
+    /// How many times the service list was read.
+    pub fn reads(&self) -> usize {
+        self.lock().reads
+    }
+
+    /// Makes every read fail with `errno` (None: reads work again).
+    pub fn fail_reads(&self, errno: Option<i32>) {
+        self.lock().failing_reads = errno;
     }
 
     /// Sets a destination's connection counts, as traffic would.
@@ -240,8 +255,12 @@ impl IpvsBackend for MemoryIpvs {
     }
 
     async fn services(&self) -> Result<Vec<ServiceEntry>, IpvsError> {
-        Ok(self
-            .lock()
+        let mut table = self.lock();
+        table.reads += 1;
+        if let Some(errno) = table.failing_reads {
+            return Err(kernel("dump services".into(), errno));
+        }
+        Ok(table
             .services
             .values()
             .map(|(service, _)| ServiceEntry {
