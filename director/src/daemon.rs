@@ -53,7 +53,7 @@ pub enum RunError {
     Tls(#[source] lb_shared::tls::TlsError),
     #[error("gRPC server: {0}")]
     Serve(#[source] tonic::transport::Error),
-    #[error("the reconciler task ended unexpectedly: {0}")]
+    #[error("the reconciler or the health monitor ended unexpectedly: {0}")]
     ReconcilerDied(String),
 }
 
@@ -101,7 +101,7 @@ pub async fn run<I: IpvsBackend, A: AddressBackend>(
         None => None,
     };
 
-    let mut reconciler = Reconciler::new(director.clone(), ipvs, host);
+    let (mut reconciler, monitor) = Reconciler::new(director.clone(), ipvs, host);
     let first = reconciler
         .first_pass()
         .instrument(tracing::info_span!("reconcile"))
@@ -116,6 +116,11 @@ pub async fn run<I: IpvsBackend, A: AddressBackend>(
         reconciler
             .run(shutdown.clone())
             .instrument(tracing::info_span!("reconciler")),
+    );
+    let monitor = tokio::spawn(
+        monitor
+            .run(shutdown.clone())
+            .instrument(tracing::info_span!("health")),
     );
     spawn_watchdog(&director, &shutdown);
 
@@ -141,37 +146,40 @@ pub async fn run<I: IpvsBackend, A: AddressBackend>(
         addr.to_string(),
     )
     .instrument(tracing::info_span!("reload"));
-    let outcome = supervise(servers, reloading, reconciler, &shutdown).await;
+    let outcome = supervise(servers, reloading, [reconciler, monitor], &shutdown).await;
     notify::stopping();
     info!("stopped; the IPVS table and the VIPs stay as they are");
     outcome
 }
 
-/// Runs the servers and the reload loop until the stop; a reconciler that ends by itself is
-/// fatal (the daemon exits non-zero and systemd restarts it).
+/// Runs the servers and the reload loop until the stop. The reconciler and the health monitor
+/// run until the stop too; either ending by itself is fatal (the daemon exits non-zero and
+/// systemd restarts it), since a director that no longer reconciles or probes must not pretend.
 async fn supervise(
     servers: impl std::future::Future<Output = Result<(), RunError>>,
     reloading: impl std::future::Future<Output = ()>,
-    mut reconciler: JoinHandle<()>,
+    tasks: [JoinHandle<()>; 2],
     shutdown: &CancellationToken,
 ) -> Result<(), RunError> {
     tokio::pin!(servers);
     tokio::pin!(reloading);
+    let mut tasks = futures::future::select_all(tasks);
     let ended = tokio::select! {
         result = &mut servers => Ended::Servers(result),
         () = &mut reloading => Ended::Servers(Ok(())),
-        joined = &mut reconciler => Ended::Reconciler(joined),
+        (joined, _, _) = &mut tasks => Ended::Task(joined),
     };
-    // Read before cancelling: a reconciler that ended without being asked to has died.
+    // Read before cancelling: a task that ended without being asked to has died.
     let stop_was_asked = shutdown.is_cancelled();
     shutdown.cancel();
     // The servers drain their connections; the reconciler finishes its pass.
     match ended {
         Ended::Servers(result) => {
-            let _ = reconciler.await;
+            let (_, _, rest) = tasks.await;
+            futures::future::join_all(rest).await;
             result
         }
-        Ended::Reconciler(joined) => {
+        Ended::Task(joined) => {
             let _ = servers.await;
             if stop_was_asked && joined.is_ok() {
                 return Ok(());
@@ -180,7 +188,7 @@ async fn supervise(
                 Ok(()) => "it returned before the stop".to_owned(),
                 Err(e) => e.to_string(),
             };
-            tracing::error!(%why, "the reconciler task ended: stopping so that systemd restarts the director");
+            tracing::error!(%why, "a core task (reconciler or health monitor) ended: stopping so that systemd restarts the director");
             Err(RunError::ReconcilerDied(why))
         }
     }
@@ -188,7 +196,7 @@ async fn supervise(
 
 enum Ended {
     Servers(Result<(), RunError>),
-    Reconciler(Result<(), tokio::task::JoinError>),
+    Task(Result<(), tokio::task::JoinError>),
 }
 
 pub(crate) fn serving_status(config: &DirectorConfig, addr: &str) -> String {

@@ -3,21 +3,25 @@
 
 use lb_ipvs::Destination;
 
-use crate::config::DirectorConfig;
+use crate::config::{DirectorConfig, ServiceConfig};
+use crate::health::{HealthMap, TargetKey};
 use crate::reconciler::retire_due;
-use crate::registry::{LeaseState, Registry};
+use crate::registry::{LeaseState, RealServer, Registry};
 use crate::state::State;
 use crate::table::{DesiredService, DesiredTable, ObservedTable};
 
 /// Builds the table the kernel should hold. `observed` is consulted only to leave a pending
 /// realserver's existing destination exactly as it is: a re-registering agent neither gains
-/// traffic before it confirms its rule nor loses the sessions it already has.
+/// traffic before it confirms its rule nor loses the sessions it already has. A destination
+/// that is down (the director's probe or its agent's self-check) gets weight 0, like
+/// keepalived's `inhibit_on_failure`: its open sessions go on, it gets no new ones.
 pub fn desired(
     config: &DirectorConfig,
     registry: &Registry,
     state: &State,
     observed: &ObservedTable,
     now: u64,
+    health: &HealthMap,
 ) -> DesiredTable {
     let mut table = DesiredTable {
         timeouts: config.timeouts,
@@ -30,8 +34,12 @@ pub fn desired(
             let Some(&registered) = rs.weights.get(&service.name) else {
                 continue;
             };
-            let dest =
-                service.destination(rs.address, state.effective_weight(&rs.name, registered));
+            let weight = if is_healthy(health, service, rs) {
+                state.effective_weight(&rs.name, registered)
+            } else {
+                0
+            };
+            let dest = service.destination(rs.address, weight);
             match rs.state {
                 LeaseState::Alive | LeaseState::Adopted => {
                     destinations.insert(dest.key(), dest);
@@ -55,6 +63,15 @@ pub fn desired(
     }
     retire(&mut table, config, state, observed, now);
     table
+}
+
+/// Up unless the director's probe or the agent's own check says down (no verdict is up).
+pub fn is_healthy(health: &HealthMap, service: &ServiceConfig, rs: &RealServer) -> bool {
+    let key = TargetKey {
+        service: service.name.clone(),
+        addr: std::net::SocketAddr::new(rs.address, service.port),
+    };
+    health.get(&key).is_none_or(|h| h.up) && rs.agent_health.get(&service.name).is_none_or(|v| v.up)
 }
 
 /// A retiring service keeps its entry with every destination at weight 0 (open sessions go on,

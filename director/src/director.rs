@@ -8,12 +8,12 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::access::Access;
 use crate::config::{DirectorConfig, ServiceConfig};
 use crate::reconciler::{PassError, PassOutcome, Passes, Snapshot};
-use crate::registry::{Lease, RealServer, RefusedAgent, Registry, RegistryError};
+use crate::registry::{AgentVerdict, Lease, RealServer, RefusedAgent, Registry, RegistryError};
 use crate::state::{State, StateError, StateFile, StateStore};
 
 #[derive(Debug, thiserror::Error)]
@@ -166,10 +166,34 @@ impl Director {
             .map(|rs| rs.name.clone())
     }
 
-    pub fn heartbeat(&self, lease_id: &str) -> Result<std::time::Duration, DirectorError> {
+    /// Renews a lease and records the agent's self-check verdicts; a verdict that changed
+    /// wakes the reconciler (a dead sshd goes to weight 0 at the next pass).
+    pub fn heartbeat(
+        &self,
+        lease_id: &str,
+        verdicts: BTreeMap<String, AgentVerdict>,
+    ) -> Result<std::time::Duration, DirectorError> {
         let mut leases = self.leases();
         leases.heartbeat(lease_id, Instant::now())?;
-        Ok(leases.ttl())
+        let changed = leases.report_health(lease_id, verdicts)?;
+        let ttl = leases.ttl();
+        let name = leases
+            .iter()
+            .find(|rs| rs.lease_id.as_deref() == Some(lease_id))
+            .map(|rs| rs.name.clone())
+            .unwrap_or_default();
+        drop(leases);
+        for (service, verdict) in &changed {
+            if verdict.up {
+                info!(realserver = %name, %service, "{name} up: its agent's self-check passes again");
+            } else {
+                warn!(realserver = %name, %service, "{name} down: its agent reports {}", verdict.reason);
+            }
+        }
+        if !changed.is_empty() {
+            self.passes.wake();
+        }
+        Ok(ttl)
     }
 
     pub async fn deregister(&self, lease_id: &str) -> Result<PassOutcome, DirectorError> {

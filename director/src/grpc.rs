@@ -19,7 +19,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access::Caller;
 use crate::director::{Director, DirectorError};
-use crate::registry::RegistryError;
+use crate::registry::{AgentVerdict, RegistryError};
+
+/// An agent's reason for a down verdict is a sentence, not a document.
+const MAX_REASON_BYTES: usize = 256;
 use crate::view::{connections_of, status};
 
 impl From<DirectorError> for Status {
@@ -187,7 +190,27 @@ impl pb::registry_server::Registry for RegistryService {
         let caller = Caller::of(&request);
         let req = request.into_inner();
         self.lease_holder(&caller, &req.lease_id)?;
-        let ttl = self.director.heartbeat(&req.lease_id)?;
+        let mut verdicts = BTreeMap::new();
+        for (i, h) in req.health.iter().enumerate() {
+            name_field(&format!("health[{i}].service"), &h.service)?;
+            if h.reason.len() > MAX_REASON_BYTES {
+                return Err(invalid(
+                    &format!("health[{i}].reason"),
+                    format!("is longer than {MAX_REASON_BYTES} bytes"),
+                ));
+            }
+            let verdict = AgentVerdict {
+                up: h.up,
+                reason: h.reason.clone(),
+            };
+            if verdicts.insert(h.service.clone(), verdict).is_some() {
+                return Err(invalid(
+                    &format!("health[{i}].service"),
+                    format!("{:?} is listed twice", h.service),
+                ));
+            }
+        }
+        let ttl = self.director.heartbeat(&req.lease_id, verdicts)?;
         Ok(Response::new(pb::HeartbeatResponse {
             lease_ttl_ms: millis(ttl),
         }))

@@ -22,12 +22,15 @@ use lb_ipvs::{IpvsBackend, IpvsError};
 use lb_shared::notify;
 
 use crate::director::Director;
+use crate::health::{HealthMap, HealthMonitor, Targets};
 use crate::host::{AddressBackend, HostSetup};
 use crate::plan::plan;
 use crate::table::ObservedTable;
 
 mod bookkeeping;
 use bookkeeping::{adopt, forget_gone, host_services, next_retire_deadline, track_retiring};
+
+mod health;
 pub use bookkeeping::{retire_due, unix_now};
 
 /// What one pass did.
@@ -58,6 +61,8 @@ impl From<IpvsError> for PassError {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub observed: ObservedTable,
+    /// The probes' verdicts this pass used.
+    pub health: Arc<HealthMap>,
     /// None until the first pass.
     pub taken: Option<Instant>,
 }
@@ -177,11 +182,21 @@ pub struct Reconciler<I, A> {
     /// A failing state write is logged once until it works again.
     state_problem: Option<String>,
     host_problem: Option<String>,
+    /// What the health monitor should probe: every destination of a checked service.
+    targets: watch::Sender<Targets>,
+    /// The monitor's verdicts; a change wakes a pass.
+    health: watch::Receiver<Arc<HealthMap>>,
+    /// Services whose every destination is down, so that is said once, not every pass.
+    all_down: BTreeSet<String>,
 }
 
 impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
-    pub fn new(director: Arc<Director>, ipvs: I, host: HostSetup<A>) -> Self {
-        Reconciler {
+    /// The reconciler, and the health monitor it feeds (the daemon runs it beside).
+    pub fn new(director: Arc<Director>, ipvs: I, host: HostSetup<A>) -> (Self, HealthMonitor) {
+        let (targets, wanted) = watch::channel(Targets::new());
+        let monitor = HealthMonitor::new(wanted);
+        let health = monitor.health();
+        let reconciler = Reconciler {
             director,
             ipvs,
             host,
@@ -191,7 +206,11 @@ impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
             failures: 0,
             state_problem: None,
             host_problem: None,
-        }
+            targets,
+            health,
+            all_down: BTreeSet::new(),
+        };
+        (reconciler, monitor)
     }
 
     pub fn ipvs(&self) -> &I {
@@ -219,6 +238,12 @@ impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
                 () = shutdown.cancelled() => return,
                 () = self.director.passes().kick.notified() => {}
                 () = tokio::time::sleep_until(wake) => {}
+                changed = self.health.changed() => {
+                    if changed.is_err() {
+                        // The monitor is gone; the daemon sees its task end and stops.
+                        return;
+                    }
+                }
             }
             if self.failures > 0 {
                 // A failing kernel read must not spin: wait out the backoff, kicks or not.
@@ -338,6 +363,7 @@ impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
             config.service_by_key(k).is_some() || retiring.contains(k)
         })
         .await?;
+        let health = self.health.borrow_and_update().clone();
         let wanted = {
             let mut leases = director.leases();
             let now = Instant::now();
@@ -355,7 +381,16 @@ impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
                 warn!(realserver = %name, "lease expired: quiescing (weight 0) until its connections end");
             }
             forget_gone(&mut leases, &config.services, &observed);
-            crate::desired::desired(&config, &leases, &state, &observed, wall)
+            let wanted =
+                crate::desired::desired(&config, &leases, &state, &observed, wall, &health);
+            let targets = health::targets(&config, &wanted, &leases, &state);
+            self.targets.send_if_modified(|t| {
+                let changed = *t != targets;
+                *t = targets;
+                changed
+            });
+            health::say_when_all_down(&mut self.all_down, &config, &wanted, &health, &leases);
+            wanted
         };
         let ops = plan(&wanted, &observed);
         let mut report = PassReport::default();
@@ -391,7 +426,7 @@ impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
         if self.host_due {
             self.set_up_host(director).await;
         }
-        publish_snapshot(director, after);
+        publish_snapshot(director, after, health);
         Ok(report)
     }
 
@@ -437,9 +472,10 @@ impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
     }
 }
 
-fn publish_snapshot(director: &Director, observed: ObservedTable) {
+fn publish_snapshot(director: &Director, observed: ObservedTable, health: Arc<HealthMap>) {
     let snapshot = Arc::new(Snapshot {
         observed,
+        health,
         taken: Some(Instant::now()),
     });
     director

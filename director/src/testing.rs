@@ -21,6 +21,8 @@ use tonic::transport::Channel;
 
 pub const VIP: &str = "10.0.0.100";
 
+/// A director config for loopback tests: one ssh service on [`VIP`], no health check (tests of
+/// checks add a service of their own on 127.0.0.1).
 pub fn config_text(state_dir: &Path, lease_ttl: &str) -> String {
     format!(
         r#"
@@ -41,6 +43,10 @@ protocol = "tcp"
 scheduler = "rr"
 forward = "dr"
 interface = "eth0"
+
+# The realservers of these tests (10.0.0.x) are not on this host: nothing may probe them.
+[service.check]
+type = "none"
 "#,
         state_dir.display(),
     )

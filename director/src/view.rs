@@ -2,13 +2,14 @@
 //! published, joined with leases and overrides. No kernel read happens here.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use lb_proto as pb;
 
 use crate::config::ServiceConfig;
 use crate::director::Director;
 use crate::grpc::proto_protocol;
+use crate::health::{HealthMap, TargetKey};
 use crate::reconciler::unix_now;
 use crate::registry::{LeaseState, RealServer};
 use crate::state::State;
@@ -34,7 +35,13 @@ pub fn status(director: &Director) -> pb::StatusResponse {
         .iter()
         .map(|service| {
             let have = snapshot.observed.services.get(&service.key());
-            service_status(service, have, &leases.realservers, &state)
+            let mut status = service_status(service, have, &leases.realservers, &state);
+            if service.check.kind != lb_shared::probe::CheckKind::None {
+                for row in &mut status.realservers {
+                    fill_health(row, service, &snapshot.health, &leases.realservers);
+                }
+            }
+            status
         })
         .collect();
     for retiring in &state.retiring {
@@ -86,6 +93,37 @@ pub fn status(director: &Director) -> pb::StatusResponse {
         })
         .collect();
     pb::StatusResponse { services, refused }
+}
+
+/// The Health column: `up`, or `down` with the reason and since when; the director's probe
+/// first, then the agent's own check (its reason prefixed `agent:`).
+fn fill_health(
+    row: &mut pb::RealServerStatus,
+    service: &ServiceConfig,
+    health: &HealthMap,
+    realservers: &[RealServer],
+) {
+    let Ok(addr) = row.address.parse::<IpAddr>() else {
+        return;
+    };
+    let key = TargetKey {
+        service: service.name.clone(),
+        addr: SocketAddr::new(addr, service.port),
+    };
+    let probe = health.get(&key);
+    let agent = realservers
+        .iter()
+        .find(|rs| rs.address == addr)
+        .and_then(|rs| rs.agent_health.get(&service.name));
+    row.health = "up".to_owned();
+    if let Some(h) = probe.filter(|h| !h.up) {
+        row.health = "down".to_owned();
+        row.health_reason = h.short_reason().unwrap_or("down").to_owned();
+        row.health_seconds = h.since.elapsed().as_secs();
+    } else if let Some(v) = agent.filter(|v| !v.up) {
+        row.health = "down".to_owned();
+        row.health_reason = format!("agent: {}", v.reason);
+    }
 }
 
 fn service_status(

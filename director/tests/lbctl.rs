@@ -64,6 +64,7 @@ async fn status_shows_the_table_in_ipvsadm_words_and_as_json() {
             "2",
             "1",
             "alive",
+            "-",
             "-"
         ]
     );
@@ -78,6 +79,7 @@ async fn status_shows_the_table_in_ipvsadm_words_and_as_json() {
             "0",
             "0",
             "alive",
+            "-",
             "drained"
         ]
     );
@@ -96,6 +98,11 @@ async fn status_shows_the_table_in_ipvsadm_words_and_as_json() {
     assert_eq!(llc5["active_conn"], 2);
     assert_eq!(llc5["inact_conn"], 1);
     assert_eq!(llc5["lease"], "alive");
+    assert_eq!(
+        llc5["health"],
+        serde_json::Value::Null,
+        "no check, no health"
+    );
     assert_eq!(service["realservers"][1]["drained"], true);
     director.stop().await.unwrap();
 }

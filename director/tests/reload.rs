@@ -23,6 +23,9 @@ vip = "10.0.0.101"
 port = 2222
 scheduler = "wlc"
 interface = "eth0"
+
+[service.check]
+type = "none"
 "#;
 
 fn sftp_key() -> ServiceKey {

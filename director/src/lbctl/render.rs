@@ -34,6 +34,18 @@ fn endpoint(addr: &str, port: u32) -> String {
     }
 }
 
+/// `up`, `down (no banner, 12s)`, or `-` for a service without a health check.
+fn health_word(rs: &pb::RealServerStatus) -> String {
+    match rs.health.as_str() {
+        "" => "-".to_owned(),
+        "down" if rs.health_seconds > 0 => {
+            format!("down ({}, {}s)", rs.health_reason, rs.health_seconds)
+        }
+        "down" => format!("down ({})", rs.health_reason),
+        other => other.to_owned(),
+    }
+}
+
 fn admin_word(rs: &pb::RealServerStatus) -> String {
     let mut words = Vec::new();
     if rs.drained {
@@ -56,14 +68,26 @@ pub fn render_table(status: &pb::StatusResponse) -> String {
     let _ = writeln!(out, "Prot LocalAddress:Port Scheduler Service");
     let _ = writeln!(
         out,
-        "  -> {:<22} {:<12} {:<7} {:>6} {:>10} {:>9}  {:<12} Admin",
-        "RemoteAddress:Port", "Name", "Forward", "Weight", "ActiveConn", "InActConn", "Lease"
+        "  -> {:<22} {:<12} {:<7} {:>6} {:>10} {:>9}  {:<12} {:<8} Admin",
+        "RemoteAddress:Port",
+        "Name",
+        "Forward",
+        "Weight",
+        "ActiveConn",
+        "InActConn",
+        "Lease",
+        "Health"
     );
     for s in &status.services {
-        let missing = if s.in_kernel {
-            ""
-        } else {
-            "  (not in the kernel table)"
+        let missing = match &s.retiring {
+            Some(r) => format!(
+                "  (retiring: removed once its sessions end, at the latest in {})",
+                lb_shared::duration::format(std::time::Duration::from_secs(
+                    crate::view::retire_seconds_left(r)
+                ))
+            ),
+            None if !s.in_kernel => "  (not in the kernel table)".to_owned(),
+            None => String::new(),
         };
         let _ = writeln!(
             out,
@@ -77,7 +101,7 @@ pub fn render_table(status: &pb::StatusResponse) -> String {
             let weight = rs.weight.map_or("-".to_owned(), |w| w.to_string());
             let _ = writeln!(
                 out,
-                "  -> {:<22} {:<12} {:<7} {:>6} {:>10} {:>9}  {:<12} {}",
+                "  -> {:<22} {:<12} {:<7} {:>6} {:>10} {:>9}  {:<12} {:<8} {}",
                 endpoint(&rs.address, s.port),
                 rs.name,
                 rs.forward,
@@ -85,9 +109,17 @@ pub fn render_table(status: &pb::StatusResponse) -> String {
                 rs.active_conn,
                 rs.inact_conn,
                 lease_word(rs.lease),
+                health_word(rs),
                 admin_word(rs)
             );
         }
+    }
+    for r in &status.refused {
+        let _ = writeln!(
+            out,
+            "refused: a second agent named {} from {} ({} attempt(s), last {}s ago); {} holds the name",
+            r.name, r.address, r.attempts, r.seconds_ago, r.holder
+        );
     }
     out
 }
@@ -95,6 +127,7 @@ pub fn render_table(status: &pb::StatusResponse) -> String {
 #[derive(Serialize)]
 struct JsonStatus<'a> {
     services: Vec<JsonService<'a>>,
+    refused: Vec<JsonRefused<'a>>,
 }
 
 #[derive(Serialize)]
@@ -106,7 +139,24 @@ struct JsonService<'a> {
     scheduler: &'a str,
     forward: &'a str,
     in_kernel: bool,
+    /// Present while the service waits for its sessions to end before it is removed.
+    retiring: Option<JsonRetiring>,
     realservers: Vec<JsonRealServer<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonRetiring {
+    since_unix: u64,
+    deadline_unix: u64,
+}
+
+#[derive(Serialize)]
+struct JsonRefused<'a> {
+    name: &'a str,
+    address: &'a str,
+    attempts: u64,
+    seconds_ago: u64,
+    holder: &'a str,
 }
 
 #[derive(Serialize)]
@@ -122,6 +172,10 @@ struct JsonRealServer<'a> {
     drained: bool,
     weight_override: Option<u32>,
     registered_weight: u32,
+    /// "up", "down", or null without a health check.
+    health: Option<&'a str>,
+    health_reason: Option<&'a str>,
+    health_seconds: Option<u64>,
 }
 
 /// The same content as [`render_table`], for scripts.
@@ -138,6 +192,10 @@ pub fn render_json(status: &pb::StatusResponse) -> String {
                 scheduler: &s.scheduler,
                 forward: &s.forward,
                 in_kernel: s.in_kernel,
+                retiring: s.retiring.as_ref().map(|r| JsonRetiring {
+                    since_unix: r.since_unix,
+                    deadline_unix: r.deadline_unix,
+                }),
                 realservers: s
                     .realservers
                     .iter()
@@ -152,8 +210,22 @@ pub fn render_json(status: &pb::StatusResponse) -> String {
                         drained: rs.drained,
                         weight_override: rs.weight_override,
                         registered_weight: rs.registered_weight,
+                        health: (!rs.health.is_empty()).then_some(rs.health.as_str()),
+                        health_reason: (rs.health == "down").then_some(rs.health_reason.as_str()),
+                        health_seconds: (rs.health == "down").then_some(rs.health_seconds),
                     })
                     .collect(),
+            })
+            .collect(),
+        refused: status
+            .refused
+            .iter()
+            .map(|r| JsonRefused {
+                name: &r.name,
+                address: &r.address,
+                attempts: r.attempts,
+                seconds_ago: r.seconds_ago,
+                holder: &r.holder,
             })
             .collect(),
     };

@@ -61,6 +61,17 @@ pub struct RealServer {
     pub lease_id: Option<String>,
     pub state: LeaseState,
     pub expires: Instant,
+    /// The agent's own verdict on each service it checks locally (from its heartbeats); a
+    /// service it does not report counts as up.
+    pub agent_health: BTreeMap<String, AgentVerdict>,
+}
+
+/// What an agent's self-check says of one of its services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentVerdict {
+    pub up: bool,
+    /// Why it is down ("no SSH banner within 1s"); empty while up.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -176,6 +187,7 @@ impl Registry {
                 lease_id: Some(id.clone()),
                 state: LeaseState::Pending,
                 expires: now + self.ttl + CONFIRM_GRACE,
+                agent_health: BTreeMap::new(),
             },
         );
         Ok(Lease { id, ttl: self.ttl })
@@ -215,6 +227,23 @@ impl Registry {
         let rs = self.live_lease(lease_id)?;
         rs.expires = now + ttl;
         Ok(())
+    }
+
+    /// Records the agent's self-check verdicts from a heartbeat; answers those that changed.
+    pub fn report_health(
+        &mut self,
+        lease_id: &str,
+        verdicts: BTreeMap<String, AgentVerdict>,
+    ) -> Result<Vec<(String, AgentVerdict)>, RegistryError> {
+        let rs = self.live_lease(lease_id)?;
+        let changed = verdicts
+            .iter()
+            // A service not reported before counted as up.
+            .filter(|(service, v)| rs.agent_health.get(*service).is_none_or(|o| o.up) != v.up)
+            .map(|(service, v)| (service.clone(), v.clone()))
+            .collect();
+        rs.agent_health = verdicts;
+        Ok(changed)
     }
 
     pub fn deregister(&mut self, lease_id: &str) -> Result<&RealServer, RegistryError> {
@@ -266,6 +295,7 @@ impl Registry {
                 lease_id: None,
                 state: LeaseState::Adopted,
                 expires: until,
+                agent_health: BTreeMap::new(),
             });
         rs.weights.insert(service.to_owned(), weight);
     }
