@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used)] // test support: a panic is the failure report
 
 pub mod netns;
+pub mod selfcheck;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
