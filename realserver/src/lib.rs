@@ -11,6 +11,7 @@ pub mod config;
 pub mod keeper;
 mod registry;
 pub mod rules;
+mod selfcheck;
 
 pub use agent::{run, run_with, AgentError, AgentState, ReloadSource};
 pub use config::AgentConfig;

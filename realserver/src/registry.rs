@@ -1,12 +1,13 @@
 //! The agent's side of the director's `Registry` gRPC service: the four calls, each answer
 //! checked and each failure sorted into what the agent does about it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use lb_proto::registry_client::RegistryClient;
 use lb_proto::{
     ConfirmRequest, DeregisterRequest, HeartbeatRequest, RegisterRequest, ServiceBinding,
-    ServiceWeight,
+    ServiceHealth, ServiceWeight,
 };
 use lb_shared::domain::{parse_unicast, Protocol};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -14,6 +15,7 @@ use tonic::{Code, Status};
 
 use crate::config::AgentConfig;
 use crate::rules::RedirectRule;
+use crate::selfcheck::{SelfCheck, SelfCheckError};
 
 /// A connection attempt that takes longer than this counts as "director unreachable".
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -26,6 +28,10 @@ pub(crate) struct Lease {
     pub(crate) id: String,
     pub(crate) ttl: Duration,
     pub(crate) rules: Vec<RedirectRule>,
+    /// The self-check of each service whose binding asks for one.
+    pub(crate) checks: BTreeMap<String, SelfCheck>,
+    /// The bindings' checks the agent cannot run; the registration goes ahead without them.
+    pub(crate) unchecked: Vec<SelfCheckError>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,10 +135,13 @@ impl Registry {
             .map_err(|status| sort(status, None))?
             .into_inner();
         let rules = rules_for(config, &answer.bindings).map_err(RegistryError::BadAnswer)?;
+        let (checks, unchecked) = checks_for(config, &answer.bindings, &rules);
         Ok(Lease {
             id: answer.lease_id,
             ttl: ttl(answer.lease_ttl_ms)?,
             rules,
+            checks,
+            unchecked,
         })
     }
 
@@ -148,11 +157,16 @@ impl Registry {
         Ok(())
     }
 
-    /// Renews the lease; answers the TTL the director wants now.
-    pub(crate) async fn heartbeat(&self, lease_id: &str) -> Result<Duration, RegistryError> {
+    /// Renews the lease, telling the director the agent's verdict on each checked service;
+    /// answers the TTL the director wants now.
+    pub(crate) async fn heartbeat(
+        &self,
+        lease_id: &str,
+        health: Vec<ServiceHealth>,
+    ) -> Result<Duration, RegistryError> {
         let request = HeartbeatRequest {
             lease_id: lease_id.to_owned(),
-            health: Vec::new(),
+            health,
         };
         let answer = self
             .client
@@ -227,6 +241,36 @@ fn rules_for(
         return Err(format!("it has no binding for service {:?}", missing.name));
     }
     Ok(rules)
+}
+
+/// The self-checks the bindings ask for, each at this realserver's address and the port of its
+/// service's rule (`rules` are the bindings' rules, already checked).
+fn checks_for(
+    config: &AgentConfig,
+    bindings: &[ServiceBinding],
+    rules: &[RedirectRule],
+) -> (BTreeMap<String, SelfCheck>, Vec<SelfCheckError>) {
+    let mut checks = BTreeMap::new();
+    let mut unchecked = Vec::new();
+    for binding in bindings {
+        let Some(rule) = rules.iter().find(|r| r.service == binding.service) else {
+            continue;
+        };
+        let check = SelfCheck::from_binding(
+            &rule.service,
+            binding.check.as_ref(),
+            config.address,
+            rule.port,
+        );
+        match check {
+            Ok(Some(check)) => {
+                checks.insert(rule.service.clone(), check);
+            }
+            Ok(None) => {}
+            Err(error) => unchecked.push(error),
+        }
+    }
+    (checks, unchecked)
 }
 
 fn rule_for(binding: &ServiceBinding) -> Result<RedirectRule, String> {
@@ -340,6 +384,38 @@ mod tests {
             let err = rules_for(&config(), &bindings).unwrap_err();
             assert!(err.contains(expected), "{bindings:?}: {err}");
         }
+    }
+
+    #[test]
+    fn checks_probe_this_realserver_at_the_services_port() {
+        let check = |kind: &str| lb_proto::HealthCheck {
+            r#type: kind.into(),
+            interval_ms: 2000,
+            timeout_ms: 1000,
+            fall: 3,
+            rise: 2,
+        };
+        let mut ssh = binding("llc-ssh", "10.0.0.100", 2222, lb_proto::Protocol::Tcp);
+        ssh.check = Some(check("ssh"));
+        let config = config();
+        let rules = rules_for(&config, std::slice::from_ref(&ssh)).unwrap();
+        let (checks, unchecked) = checks_for(&config, &[ssh.clone()], &rules);
+        assert_eq!(checks["llc-ssh"].addr.to_string(), "10.0.0.11:2222");
+        assert!(unchecked.is_empty());
+
+        for none in [None, Some(check("none"))] {
+            ssh.check = none;
+            let (checks, unchecked) = checks_for(&config, &[ssh.clone()], &rules);
+            assert!(checks.is_empty() && unchecked.is_empty(), "{ssh:?}");
+        }
+        ssh.check = Some(check("http"));
+        let (checks, unchecked) = checks_for(&config, &[ssh.clone()], &rules);
+        assert!(checks.is_empty());
+        assert_eq!(
+            unchecked.len(),
+            1,
+            "a check it cannot run does not refuse the lease"
+        );
     }
 
     #[test]

@@ -63,7 +63,13 @@ impl<R: RuleBackend> Agent<R> {
         if let Err(error) = self.registry.confirm(&lease.id).await {
             return self.director_trouble(error);
         }
-        info!(lease = %lease.id, ttl = ?lease.ttl, rules = lease.rules.len(), "registered");
+        info!(lease = %lease.id, ttl = ?lease.ttl, rules = lease.rules.len(), checks = lease.checks.len(), "registered");
+        for error in &lease.unchecked {
+            warn!(%error, "cannot run this check here; the director's own probes still judge the service");
+        }
+        // After the confirmation, not before: registering never waits for health, and a
+        // check whose config is unchanged keeps its history through a re-registration.
+        self.selfchecks.apply(lease.checks.clone());
         // Only now: a service this registration left keeps its rule until the director has
         // taken the registration without it, so no session is sent to a realserver without one.
         if let Err(error) = self.rules.prune().instrument(info_span!("rules")).await {
@@ -77,7 +83,8 @@ impl<R: RuleBackend> Agent<R> {
     }
 
     async fn heartbeat(&mut self, lease_id: &str) -> Duration {
-        match self.registry.heartbeat(lease_id).await {
+        let health = self.selfchecks.report();
+        match self.registry.heartbeat(lease_id, health).await {
             Ok(ttl) => {
                 if let Some(lease) = self.lease.as_mut() {
                     lease.ttl = ttl;
@@ -173,10 +180,14 @@ impl<R: RuleBackend> Agent<R> {
                 format!("weights {}", each.join(", "))
             }
         };
-        format!(
+        let mut status = format!(
             "registered with {} as {}, {weights}",
             self.config.director.authority(),
             self.config.name
-        )
+        );
+        for (service, reason) in self.selfchecks.down() {
+            status.push_str(&format!(", {service} down: {reason}"));
+        }
+        status
     }
 }

@@ -21,6 +21,7 @@ use crate::backoff::Backoff;
 use crate::config::{AgentConfig, ServiceConfig};
 use crate::registry::{Lease, Registry, RegistryError};
 use crate::rules::{RedirectRule, RuleBackend, RuleError};
+use crate::selfcheck::{SelfChecks, Verdicts};
 use checks::SharedRules;
 pub use reload::ReloadSource;
 
@@ -99,12 +100,15 @@ pub async fn run_with(
         let rules = SharedRules::new(rules, config.iptables_timeout);
         let (check_period, periods) = watch::channel(config.rule_check_interval);
         let checks = rules.spawn_checks(periods);
+        let selfchecks = SelfChecks::new();
+        let verdicts = selfchecks.subscribe();
         let mut agent = Agent {
             registry,
             backoff: Backoff::new(config.retry),
             rules,
             checks,
             check_period,
+            selfchecks,
             config,
             state,
             lease: None,
@@ -118,7 +122,7 @@ pub async fn run_with(
             agent.config.director.authority()
         ));
         info!("started");
-        agent.serve(&shutdown, &mut reloads).await;
+        agent.serve(&shutdown, &mut reloads, verdicts).await;
         agent.stop().instrument(info_span!("shutdown")).await
     }
     .instrument(span)
@@ -133,6 +137,8 @@ struct Agent<R> {
     checks: JoinHandle<()>,
     /// The check loop's period; it ends when this is dropped.
     check_period: watch::Sender<Duration>,
+    /// The self-checks of the services the lease's bindings ask to check.
+    selfchecks: SelfChecks,
     backoff: Backoff,
     state: watch::Sender<AgentState>,
     /// The confirmed lease, kept through director outages until the director disowns it.
@@ -145,13 +151,28 @@ struct Agent<R> {
 
 impl<R: RuleBackend> Agent<R> {
     /// The director loop: registration and heartbeats, nothing that waits for iptables except
-    /// the installation of the rules a registration asks for.
-    async fn serve(&mut self, shutdown: &CancellationToken, reloads: &mut ReloadSource) {
+    /// the installation of the rules a registration asks for, nothing that waits for a probe.
+    async fn serve(
+        &mut self,
+        shutdown: &CancellationToken,
+        reloads: &mut ReloadSource,
+        mut verdicts: watch::Receiver<Verdicts>,
+    ) {
         let mut next_call = Instant::now();
         loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return,
+                // A service went up or down: tell the director now, not at the next period,
+                // so a dead sshd leaves the table within about fall x interval.
+                Ok(()) = verdicts.changed() => {
+                    if self.lease.is_some() {
+                        next_call = Instant::now();
+                        if self.director_problem.is_none() {
+                            notify::status(&self.registered_status());
+                        }
+                    }
+                }
                 Some(request) = reloads.next() => {
                     let span = info_span!("reload");
                     let reloaded = tokio::select! {
@@ -188,6 +209,7 @@ impl<R: RuleBackend> Agent<R> {
             AgentState::Stopping,
             "stopping: deregistering and removing REDIRECT rules",
         );
+        self.selfchecks.apply(Default::default());
         // Dropping the check's future gives up its iptables call and frees the keeper.
         self.checks.abort();
         let _ = (&mut self.checks).await;

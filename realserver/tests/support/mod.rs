@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used)] // test support: a panic is the failure report
 
 pub mod netns;
+pub mod selfcheck;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -17,8 +18,9 @@ use std::time::{Duration, Instant};
 
 use lb_proto::registry_server::{Registry, RegistryServer};
 use lb_proto::{
-    ConfirmRequest, ConfirmResponse, DeregisterRequest, DeregisterResponse, HeartbeatRequest,
-    HeartbeatResponse, Protocol, RegisterRequest, RegisterResponse, ServiceBinding,
+    ConfirmRequest, ConfirmResponse, DeregisterRequest, DeregisterResponse, HealthCheck,
+    HeartbeatRequest, HeartbeatResponse, Protocol, RegisterRequest, RegisterResponse,
+    ServiceBinding, ServiceHealth,
 };
 use lb_realserver::config::{AgentConfig, DirectorUrl, RetryPolicy, ServiceConfig};
 use lb_realserver::rules::contract::Shell;
@@ -39,6 +41,8 @@ pub enum Call {
     Heartbeat {
         lease: String,
         at: Instant,
+        /// The agent's verdicts, as the heartbeat carried them.
+        health: Vec<ServiceHealth>,
     },
     Deregister {
         lease: String,
@@ -51,6 +55,10 @@ pub struct Behaviour {
     pub vip: String,
     pub refuse_register: Option<Status>,
     pub hang_deregister: bool,
+    /// The port every binding names (the agent's rules and self-checks use it).
+    pub port: u16,
+    /// The check every binding hands out.
+    pub check: Option<HealthCheck>,
 }
 
 struct Shared {
@@ -123,6 +131,8 @@ impl FakeDirector {
                 vip: VIP.into(),
                 refuse_register: None,
                 hang_deregister: false,
+                port: 22,
+                check: None,
             }),
             leases: Mutex::new(HashSet::new()),
             chain,
@@ -195,6 +205,17 @@ impl FakeDirector {
             .collect()
     }
 
+    /// Each heartbeat's arrival and the health it carried, in order.
+    pub fn health_reports(&self) -> Vec<(Instant, Vec<ServiceHealth>)> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Heartbeat { at, health, .. } => Some((at, health)),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn change(&self, change: impl FnOnce(&mut Behaviour)) {
         change(&mut self.shared.behaviour.lock().unwrap());
     }
@@ -246,9 +267,15 @@ impl Registry for Service {
     ) -> Result<Response<RegisterResponse>, Status> {
         let request = request.into_inner();
         self.record(Call::Register(request.clone()));
-        let (ttl, vip, refusal) = {
+        let (ttl, vip, refusal, port, check) = {
             let b = self.0.behaviour.lock().unwrap();
-            (b.ttl, b.vip.clone(), b.refuse_register.clone())
+            (
+                b.ttl,
+                b.vip.clone(),
+                b.refuse_register.clone(),
+                b.port,
+                b.check.clone(),
+            )
         };
         if let Some(status) = refusal {
             return Err(status);
@@ -272,9 +299,9 @@ impl Registry for Service {
                 .map(|s| ServiceBinding {
                     service: s.service.clone(),
                     vip: vip.clone(),
-                    port: 22,
+                    port: port.into(),
                     protocol: Protocol::Tcp.into(),
-                    check: None,
+                    check: check.clone(),
                 })
                 .collect(),
         }))
@@ -297,10 +324,14 @@ impl Registry for Service {
         &self,
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
-        let lease = request.into_inner().lease_id;
+        let HeartbeatRequest {
+            lease_id: lease,
+            health,
+        } = request.into_inner();
         self.record(Call::Heartbeat {
             lease: lease.clone(),
             at: Instant::now(),
+            health,
         });
         self.known(&lease)?;
         let ttl = self.0.behaviour.lock().unwrap().ttl;
