@@ -65,9 +65,17 @@ pub fn render_table(status: &pb::StatusResponse) -> String {
         } else {
             "  (not in the kernel table)"
         };
+        let retiring = s.retiring.as_ref().map_or(String::new(), |r| {
+            let active: u32 = s.realservers.iter().map(|rs| rs.active_conn).sum();
+            let inactive: u32 = s.realservers.iter().map(|rs| rs.inact_conn).sum();
+            format!(
+                "  (retiring: waiting for {active} active, {inactive} inactive connections, at most {} s more)",
+                crate::view::retire_seconds_left(r)
+            )
+        });
         let _ = writeln!(
             out,
-            "{:<4} {} {} {}{missing}",
+            "{:<4} {} {} {}{missing}{retiring}",
             protocol_word(s.protocol).to_uppercase(),
             endpoint(&s.vip, s.port),
             s.scheduler,
@@ -106,7 +114,15 @@ struct JsonService<'a> {
     scheduler: &'a str,
     forward: &'a str,
     in_kernel: bool,
+    /// Present while the service is retiring (removed from the config, kept for its sessions).
+    retiring: Option<JsonRetiring>,
     realservers: Vec<JsonRealServer<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonRetiring {
+    since_unix: u64,
+    deadline_unix: u64,
 }
 
 #[derive(Serialize)]
@@ -138,6 +154,10 @@ pub fn render_json(status: &pb::StatusResponse) -> String {
                 scheduler: &s.scheduler,
                 forward: &s.forward,
                 in_kernel: s.in_kernel,
+                retiring: s.retiring.as_ref().map(|r| JsonRetiring {
+                    since_unix: r.since_unix,
+                    deadline_unix: r.deadline_unix,
+                }),
                 realservers: s
                     .realservers
                     .iter()
