@@ -36,6 +36,8 @@ agent_pid_of() {
 wait_exit() {
   rm -f "$LAB_RUN/hung-$1"
   (
+    # Its sleep outlives a kill of this subshell: it must not hold a session's fifo open.
+    exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
     sleep "$2"
     if kill -0 "$1" 2>/dev/null; then
       : >"$LAB_RUN/hung-$1"
