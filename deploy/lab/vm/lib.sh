@@ -122,8 +122,10 @@ start_bg() {
   shift 2
   # Not through in_ns: a backgrounded function would leave $! naming a subshell, while this
   # way nsenter and ip netns exec exec into CMD and $! is CMD's own PID.
+  # Descriptors 3 to 9 are closed for CMD: a daemon must not hold a scenario's session fifo
+  # open (the session would never see its end of input).
   nsenter --uts="$LAB_RUN/uts/$_lab_ns" /sbin/ip netns exec "$_lab_ns" "$@" \
-    >"/var/log/lab/$_lab_name.log" 2>&1 </dev/null &
+    >"/var/log/lab/$_lab_name.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
   echo "$!" >"$LAB_RUN/$_lab_name.pid"
   echo "$!"
 }

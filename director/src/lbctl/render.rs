@@ -80,12 +80,16 @@ pub fn render_table(status: &pb::StatusResponse) -> String {
     );
     for s in &status.services {
         let missing = match &s.retiring {
-            Some(r) => format!(
-                "  (retiring: removed once its sessions end, at the latest in {})",
-                lb_shared::duration::format(std::time::Duration::from_secs(
-                    crate::view::retire_seconds_left(r)
-                ))
-            ),
+            Some(r) => {
+                let active: u32 = s.realservers.iter().map(|rs| rs.active_conn).sum();
+                let inactive: u32 = s.realservers.iter().map(|rs| rs.inact_conn).sum();
+                format!(
+                    "  (retiring: waiting for {active} active, {inactive} inactive connections, at most {} more)",
+                    lb_shared::duration::format(std::time::Duration::from_secs(
+                        crate::view::retire_seconds_left(r)
+                    ))
+                )
+            }
             None if !s.in_kernel => "  (not in the kernel table)".to_owned(),
             None => String::new(),
         };

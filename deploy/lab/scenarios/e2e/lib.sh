@@ -36,6 +36,8 @@ agent_pid_of() {
 wait_exit() {
   rm -f "$LAB_RUN/hung-$1"
   (
+    # Its sleep outlives a kill of this subshell: it must not hold a session's fifo open.
+    exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
     sleep "$2"
     if kill -0 "$1" 2>/dev/null; then
       : >"$LAB_RUN/hung-$1"
@@ -319,8 +321,11 @@ session_output() {
 
 # start_sampler: `ipvsadm -S -n` into $LAB_RUN/samples/N about every 0.2 s until stop_sampler.
 start_sampler() {
+  rm -rf "$LAB_RUN/samples"
   mkdir -p "$LAB_RUN/samples"
   (
+    # Not holding a session's fifo open (see open_session).
+    exec 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
     _e2e_i=0
     while [ ! -e "$LAB_RUN/samples/stop" ]; do
       in_ns llclb1 ipvsadm -S -n >"$LAB_RUN/samples/$_e2e_i" 2>&1
@@ -407,4 +412,75 @@ logs_if_failed() {
     _e2e_log=${_e2e_log##*/}
     show_log "${_e2e_log%.log}"
   done
+}
+
+# --- more than one long-lived session, to any address ------------------------------------------
+# Like open_session, but named, to ADDR:22, on file descriptor FD (4 to 9): several can be open.
+
+# open_session_to ID ADDR FD
+open_session_to() {
+  rm -f "$LAB_RUN/session-$1.in" "$LAB_RUN/session-$1.out"
+  mkfifo "$LAB_RUN/session-$1.in"
+  # shellcheck disable=SC2016 # expanded by the realserver's shell
+  nsenter --uts="$LAB_RUN/uts/client" /sbin/ip netns exec client \
+    ssh "root@$2" 'while read -r line; do echo "$(hostname) $line"; done' \
+    <"$LAB_RUN/session-$1.in" >"$LAB_RUN/session-$1.out" 2>&1 &
+  echo "$!" >"$LAB_RUN/session-$1.pid"
+  echo "$3" >"$LAB_RUN/session-$1.fd"
+  eval "exec $3>\"\$LAB_RUN/session-$1.in\""
+}
+
+# echo_to ID WORD [SECS]: sends WORD on session ID and waits for the answer; prints the host.
+echo_to() {
+  eval "echo \"\$2\" >&$(cat "$LAB_RUN/session-$1.fd")"
+  if wait_until "${3:-20}" grep -q " $2\$" "$LAB_RUN/session-$1.out"; then
+    awk -v w="$2" '$2 == w { print $1; exit }' "$LAB_RUN/session-$1.out"
+  else
+    return 1
+  fi
+}
+
+# close_session_to ID SECS: ends its input and waits for ssh to exit ($exit_status).
+close_session_to() {
+  eval "exec $(cat "$LAB_RUN/session-$1.fd")>&-"
+  wait_exit "$(cat "$LAB_RUN/session-$1.pid")" "$2"
+}
+
+# output_of_session ID: what session ID printed, for a failure's context.
+output_of_session() {
+  sed -e 's/LAB-RESULT/LAB_RESULT/g' -e "s/^/    session-$1| /" "$LAB_RUN/session-$1.out"
+}
+
+# dest_at VIPADDR RIP: like dest, for the service VIPADDR:22.
+dest_at() {
+  in_ns llclb1 ipvsadm -L -n -t "$1:22" 2>/dev/null |
+    awk -v d="$2:22" '$1 == "->" && $2 == d { print $3, $4, $5, $6 }'
+}
+
+# has_dest_at VIPADDR RIP "FORWARD WEIGHT"
+has_dest_at() {
+  case "$(dest_at "$1" "$2")" in
+    "$3 "*) return 0 ;;
+  esac
+  return 1
+}
+
+# has_service_at VIPADDR: VIPADDR:22 is a TCP service in the kernel.
+has_service_at() {
+  in_ns llclb1 ipvsadm -L -n | grep -q "^TCP  $1:22 "
+}
+
+# vip_at_eth0 VIPADDR: the director's eth0 holds VIPADDR as /32.
+vip_at_eth0() {
+  in_ns llclb1 ip -o addr show dev eth0 | grep -q "inet $1/32"
+}
+
+# log_count LOG PATTERN: how many lines of the daemon log LOG match PATTERN (grep -E).
+log_count() {
+  grep -cE -- "$2" "/var/log/lab/$1.log"
+}
+
+# log_count_above LOG PATTERN N: more than N lines match.
+log_count_above() {
+  [ "$(log_count "$1" "$2")" -gt "$3" ]
 }
