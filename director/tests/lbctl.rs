@@ -79,8 +79,8 @@ async fn status_shows_the_table_in_ipvsadm_words_and_as_json() {
             "0",
             "0",
             "alive",
-            "-",
-            "drained"
+            "drained",
+            "-"
         ]
     );
 

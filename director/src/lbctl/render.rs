@@ -68,7 +68,7 @@ pub fn render_table(status: &pb::StatusResponse) -> String {
     let _ = writeln!(out, "Prot LocalAddress:Port Scheduler Service");
     let _ = writeln!(
         out,
-        "  -> {:<22} {:<12} {:<7} {:>6} {:>10} {:>9}  {:<12} {:<8} Admin",
+        "  -> {:<22} {:<12} {:<7} {:>6} {:>10} {:>9}  {:<12} {:<14} Health",
         "RemoteAddress:Port",
         "Name",
         "Forward",
@@ -76,7 +76,7 @@ pub fn render_table(status: &pb::StatusResponse) -> String {
         "ActiveConn",
         "InActConn",
         "Lease",
-        "Health"
+        "Admin"
     );
     for s in &status.services {
         let missing = match &s.retiring {
@@ -105,7 +105,7 @@ pub fn render_table(status: &pb::StatusResponse) -> String {
             let weight = rs.weight.map_or("-".to_owned(), |w| w.to_string());
             let _ = writeln!(
                 out,
-                "  -> {:<22} {:<12} {:<7} {:>6} {:>10} {:>9}  {:<12} {:<8} {}",
+                "  -> {:<22} {:<12} {:<7} {:>6} {:>10} {:>9}  {:<12} {:<14} {}",
                 endpoint(&rs.address, s.port),
                 rs.name,
                 rs.forward,
@@ -113,8 +113,9 @@ pub fn render_table(status: &pb::StatusResponse) -> String {
                 rs.active_conn,
                 rs.inact_conn,
                 lease_word(rs.lease),
-                health_word(rs),
-                admin_word(rs)
+                admin_word(rs),
+                // Last: "down (no banner, 12s)" has spaces, and scripts split on them.
+                health_word(rs)
             );
         }
     }

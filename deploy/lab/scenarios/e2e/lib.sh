@@ -13,9 +13,10 @@ SERVICE=llc-ssh
 # start_bg is called in this shell (never inside $(...)), so that the daemon is a child of this
 # shell and `wait` can tell its exit status.
 
-# start_director LOG: lb-director in llclb1; its PID in $director_pid, output in LOG's log.
+# start_director LOG: lb-director in llclb1 (config $DIRECTOR_CONFIG, e2e/director.toml unless
+# set); its PID in $director_pid, output in LOG's log.
 start_director() {
-  start_bg llclb1 "$1" lb-director --config "$E2E_CONF/director.toml" >/dev/null
+  start_bg llclb1 "$1" lb-director --config "${DIRECTOR_CONFIG:-$E2E_CONF/director.toml}" >/dev/null
   director_pid=$(cat "$LAB_RUN/$1.pid")
 }
 
@@ -188,6 +189,17 @@ lease_of() {
 # lease_is NAME WORD
 lease_is() {
   [ "$(lease_of "$1")" = "$2" ]
+}
+
+# health_of NAME: NAME's Health column in `lbctl status` ("up", "down (refused, 4s)", "-").
+health_of() {
+  lbctl_op status 2>/dev/null |
+    awk -v n="$1" '$1 == "->" && $3 == n { h = $10; for (i = 11; i <= NF; i++) h = h " " $i; print h; exit }'
+}
+
+# health_is NAME WORD: the first word of NAME's Health column is WORD.
+health_is() {
+  case "$(health_of "$1")" in "$2"*) return 0 ;; *) return 1 ;; esac
 }
 
 # admin_of NAME: NAME's admin column in `lbctl status` ("-", "drained", "weight=N", ...).
