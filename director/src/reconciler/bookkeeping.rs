@@ -63,13 +63,19 @@ pub fn retire_due(retiring: &RetiringService, idle: bool, timeout: Duration, now
     idle || now >= retiring.since.saturating_add(timeout.as_secs())
 }
 
-/// When the first retiring service runs out of time, so the reconciler wakes for it.
+/// When the next retiring service runs out of time, so the reconciler wakes for it. Deadlines
+/// already past are not counted: the pass at that moment deleted the service, or the kernel
+/// refused and the periodic resync retries (waking for it again at once would spin).
 pub fn next_retire_deadline(state: &State, config: &DirectorConfig) -> Option<Instant> {
-    let first = state.retiring.iter().map(|r| r.since).min()?;
-    let deadline = first.saturating_add(config.retire_timeout.as_secs());
-    let left = deadline.saturating_sub(unix_now());
-    // A second late at most: deadlines are kept in whole seconds.
-    Some(Instant::now() + Duration::from_secs(left) + Duration::from_millis(100))
+    let now = unix_now();
+    let deadline = state
+        .retiring
+        .iter()
+        .map(|r| r.since.saturating_add(config.retire_timeout.as_secs()))
+        .filter(|d| *d >= now)
+        .min()?;
+    // Deadlines are kept in whole seconds: wake just after this one.
+    Some(Instant::now() + Duration::from_secs(deadline - now) + Duration::from_millis(100))
 }
 
 /// What the host should hold: each configured service's VIP, and the VIPs of services still
@@ -135,5 +141,86 @@ pub fn forget_gone(registry: &mut Registry, services: &[ServiceConfig], observed
         .collect();
     for addr in gone {
         registry.forget(&addr);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> DirectorConfig {
+        let base = r#"
+listen = "127.0.0.1:7700"
+retire_timeout = "10s"
+[[service]]
+name = "llc-ssh"
+vip = "10.0.0.100"
+port = 22
+interface = "eth0"
+"#;
+        DirectorConfig::parse(std::path::Path::new("t.toml"), &format!("{base}{text}"))
+            .expect("config")
+    }
+
+    const SFTP: &str =
+        "[[service]]\nname = \"sftp\"\nvip = \"10.0.0.101\"\nport = 2222\ninterface = \"eth0\"\n";
+
+    #[test]
+    fn a_service_that_leaves_the_config_retires_once_and_comes_back_if_configured_again() {
+        let mut state = State::default();
+        track_retiring(&mut state, &config(SFTP), 100);
+        assert_eq!(state.owned.len(), 2);
+        assert!(state.retiring.is_empty());
+
+        track_retiring(&mut state, &config(""), 200);
+        assert_eq!(state.owned.len(), 1);
+        let retiring: Vec<_> = state
+            .retiring
+            .iter()
+            .map(|r| (r.service.name.as_str(), r.since))
+            .collect();
+        assert_eq!(retiring, [("sftp", 200)]);
+        // Idempotent: a later pass keeps the first date.
+        track_retiring(&mut state, &config(""), 300);
+        assert_eq!(state.retiring.iter().next().map(|r| r.since), Some(200));
+
+        track_retiring(&mut state, &config(SFTP), 400);
+        assert!(
+            state.retiring.is_empty(),
+            "configured again: owned, not retiring"
+        );
+        assert_eq!(state.owned.len(), 2);
+    }
+
+    #[test]
+    fn a_retiring_service_goes_when_idle_or_at_its_deadline() {
+        let r = RetiringService {
+            service: owned_service(&config(SFTP).services[1]),
+            since: 1000,
+        };
+        let timeout = Duration::from_secs(10);
+        assert!(!retire_due(&r, false, timeout, 1009));
+        assert!(retire_due(&r, true, timeout, 1001), "idle: at once");
+        assert!(
+            retire_due(&r, false, timeout, 1010),
+            "the deadline: even with sessions"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_past_deadline_does_not_wake_the_reconciler_again() {
+        let mut state = State::default();
+        let now = unix_now();
+        state.retiring.insert(RetiringService {
+            service: owned_service(&config(SFTP).services[1]),
+            since: now - 60,
+        });
+        assert_eq!(next_retire_deadline(&state, &config("")), None);
+        state.retiring.insert(RetiringService {
+            service: owned_service(&config("").services[0]),
+            since: now,
+        });
+        let wake = next_retire_deadline(&state, &config("")).expect("a deadline ahead");
+        assert!(wake >= Instant::now() + Duration::from_secs(9), "{wake:?}");
     }
 }
