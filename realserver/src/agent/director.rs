@@ -77,6 +77,7 @@ impl<R: RuleBackend> Agent<R> {
         }
         let wait = heartbeat_period(lease.ttl);
         self.lease = Some(lease);
+        self.lease_renewed = tokio::time::Instant::now();
         self.registered = self.config.services.clone();
         self.director_answers();
         wait
@@ -89,6 +90,7 @@ impl<R: RuleBackend> Agent<R> {
                 if let Some(lease) = self.lease.as_mut() {
                     lease.ttl = ttl;
                 }
+                self.lease_renewed = tokio::time::Instant::now();
                 if self.director_problem.is_some() {
                     self.director_answers();
                 }
@@ -105,8 +107,16 @@ impl<R: RuleBackend> Agent<R> {
             }
             Err(error) => {
                 let ttl = self.lease.as_ref().map_or(Duration::MAX, |l| l.ttl);
-                // Keep trying within the lease, so a short outage never lets it expire.
-                self.director_trouble(error).min(heartbeat_period(ttl))
+                let delay = self.director_trouble(error);
+                if self.lease_renewed.elapsed() < ttl {
+                    // Keep trying within the lease, so a short outage never lets it expire.
+                    delay.min(heartbeat_period(ttl))
+                } else {
+                    // The lease has run out on the director by now: back off like any retry,
+                    // so a fleet of agents does not hammer a director that is away (it adopts
+                    // their destinations for adoption_grace when it returns).
+                    delay
+                }
             }
         }
     }

@@ -112,6 +112,7 @@ pub async fn run_with(
             config,
             state,
             lease: None,
+            lease_renewed: tokio::time::Instant::now(),
             registered: Vec::new(),
             director_problem: None,
         };
@@ -143,6 +144,9 @@ struct Agent<R> {
     state: watch::Sender<AgentState>,
     /// The confirmed lease, kept through director outages until the director disowns it.
     lease: Option<Lease>,
+    /// When the director last renewed the lease (Confirm or a heartbeat): while it may still
+    /// be alive there, a failed heartbeat is retried within the lease; after, with backoff.
+    lease_renewed: tokio::time::Instant,
     /// The services and weights the lease was confirmed with.
     registered: Vec<ServiceConfig>,
     /// The director trouble last logged, so an outage is one line, not one per attempt.
