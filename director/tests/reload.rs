@@ -52,6 +52,33 @@ fn vips(director: &TestDirector) -> Vec<String> {
     v
 }
 
+/// llc5 registered and confirmed on llc-sftp only; answers its destination's key.
+async fn join_sftp(director: &TestDirector, weight: u32) -> lb_ipvs::DestinationKey {
+    let mut registry = director.registry().await;
+    let lease = registry
+        .register(pb::RegisterRequest {
+            name: "llc5".into(),
+            address: "10.0.0.11".into(),
+            services: vec![pb::ServiceWeight {
+                service: "llc-sftp".into(),
+                weight,
+            }],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    registry
+        .confirm(pb::ConfirmRequest {
+            lease_id: lease.lease_id,
+        })
+        .await
+        .unwrap();
+    lb_ipvs::DestinationKey {
+        addr: "10.0.0.11".parse().unwrap(),
+        port: 2222,
+    }
+}
+
 async fn status(director: &TestDirector) -> pb::StatusResponse {
     director
         .admin()
@@ -109,29 +136,7 @@ async fn a_retired_service_keeps_its_sessions_then_goes_with_its_vip() {
     let dir = tempfile::tempdir().unwrap();
     let ipvs = Arc::new(MemoryIpvs::new());
     let director = TestDirector::start_with(ipvs.clone(), dir.path(), &with_sftp(dir.path())).await;
-    let mut registry = director.registry().await;
-    let lease = registry
-        .register(pb::RegisterRequest {
-            name: "llc5".into(),
-            address: "10.0.0.11".into(),
-            services: vec![pb::ServiceWeight {
-                service: "llc-sftp".into(),
-                weight: 3,
-            }],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    registry
-        .confirm(pb::ConfirmRequest {
-            lease_id: lease.lease_id,
-        })
-        .await
-        .unwrap();
-    let dest = lb_ipvs::DestinationKey {
-        addr: "10.0.0.11".parse().unwrap(),
-        port: 2222,
-    };
+    let dest = join_sftp(&director, 3).await;
     ipvs.set_connections(&sftp_key(), &dest, 1, 0).unwrap();
 
     let summary = director
@@ -176,29 +181,7 @@ async fn a_retiring_service_goes_at_its_timeout_even_with_sessions() {
     let ipvs = Arc::new(MemoryIpvs::new());
     let text = format!("retire_timeout = \"1s\"\n{}", with_sftp(dir.path()));
     let director = TestDirector::start_with(ipvs.clone(), dir.path(), &text).await;
-    let mut registry = director.registry().await;
-    let lease = registry
-        .register(pb::RegisterRequest {
-            name: "llc5".into(),
-            address: "10.0.0.11".into(),
-            services: vec![pb::ServiceWeight {
-                service: "llc-sftp".into(),
-                weight: 1,
-            }],
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    registry
-        .confirm(pb::ConfirmRequest {
-            lease_id: lease.lease_id,
-        })
-        .await
-        .unwrap();
-    let dest = lb_ipvs::DestinationKey {
-        addr: "10.0.0.11".parse().unwrap(),
-        port: 2222,
-    };
+    let dest = join_sftp(&director, 1).await;
     ipvs.set_connections(&sftp_key(), &dest, 5, 0).unwrap();
     let text = format!("retire_timeout = \"1s\"\n{}", config_text(dir.path(), "6s"));
     director.reload_with(&text).await.unwrap();
