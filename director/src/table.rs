@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use lb_ipvs::{
     Destination, DestinationEntry, DestinationKey, IpvsBackend, IpvsError, IpvsOp, Service,
-    ServiceKey, Timeouts,
+    ServiceEntry, ServiceKey, Timeouts,
 };
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,21 +46,23 @@ impl ObservedTable {
             timeouts: ipvs.timeouts().await?,
             ..ObservedTable::default()
         };
-        for entry in ipvs.services().await? {
-            if !owned(&entry.service.key) {
-                continue;
-            }
-            let destinations = ipvs
-                .destinations(&entry.service.key)
-                .await?
-                .into_iter()
-                .map(|d| (d.destination.key(), d))
-                .collect();
+        let services: Vec<ServiceEntry> = ipvs
+            .services()
+            .await?
+            .into_iter()
+            .filter(|entry| owned(&entry.service.key))
+            .collect();
+        let keys: Vec<ServiceKey> = services.iter().map(|e| e.service.key).collect();
+        let destinations = ipvs.destinations_of(&keys).await?;
+        for (entry, destinations) in services.into_iter().zip(destinations) {
             table.services.insert(
                 entry.service.key,
                 ObservedService {
                     service: entry.service,
-                    destinations,
+                    destinations: destinations
+                        .into_iter()
+                        .map(|d| (d.destination.key(), d))
+                        .collect(),
                 },
             );
         }

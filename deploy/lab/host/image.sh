@@ -8,7 +8,7 @@
 
 # Real tools; they take the place of busybox applets of the same name (busybox's ip has no netns).
 IMAGE_TOOLS=(ip ss bridge ipvsadm xtables-nft-multi xtables-legacy-multi nft tcpdump
-  sshd ssh ssh-keygen scp kmod)
+  sshd ssh ssh-keygen scp kmod date)
 IMAGE_XTABLES_NFT_LINKS=(
   iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore
   iptables-nft iptables-nft-save iptables-nft-restore ip6tables-nft ip6tables-nft-save ip6tables-nft-restore

@@ -90,6 +90,21 @@ pub trait IpvsBackend: Send + Sync + 'static {
         service: &ServiceKey,
     ) -> impl Future<Output = Result<Vec<DestinationEntry>, IpvsError>> + Send;
 
+    /// [`IpvsBackend::destinations`] of each of `services`, in the same order. The kernel's
+    /// backend reads many services at once; the default reads one after the other.
+    fn destinations_of(
+        &self,
+        services: &[ServiceKey],
+    ) -> impl Future<Output = Result<Vec<Vec<DestinationEntry>>, IpvsError>> + Send {
+        async move {
+            let mut all = Vec::with_capacity(services.len());
+            for service in services {
+                all.push(self.destinations(service).await?);
+            }
+            Ok(all)
+        }
+    }
+
     /// `ipvsadm -L --timeout`.
     fn timeouts(&self) -> impl Future<Output = Result<Timeouts, IpvsError>> + Send;
 
@@ -127,6 +142,12 @@ impl<T: IpvsBackend> IpvsBackend for std::sync::Arc<T> {
         service: &ServiceKey,
     ) -> impl Future<Output = Result<Vec<DestinationEntry>, IpvsError>> + Send {
         (**self).destinations(service)
+    }
+    fn destinations_of(
+        &self,
+        services: &[ServiceKey],
+    ) -> impl Future<Output = Result<Vec<Vec<DestinationEntry>>, IpvsError>> + Send {
+        (**self).destinations_of(services)
     }
     fn timeouts(&self) -> impl Future<Output = Result<Timeouts, IpvsError>> + Send {
         (**self).timeouts()

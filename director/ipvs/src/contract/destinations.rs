@@ -205,3 +205,40 @@ pub async fn destination_address_must_be_unicast<B: IpvsBackend>(ipvs: &B) -> Re
     destinations_are(ipvs, &service, "IPv4 list", &[]).await?;
     destinations_are(ipvs, &v6, "IPv6 list", &[]).await
 }
+
+/// `destinations_of` many services at once gives, service by service and in the order asked,
+/// what `destinations` gives for each: services with none, one or many destinations, and a
+/// missing service (an empty list) in the middle.
+pub async fn destinations_of_many_services<B: IpvsBackend>(ipvs: &B) -> Result<(), Failure> {
+    let mut ops = Vec::new();
+    let mut asked = Vec::new();
+    for i in 0..40u16 {
+        let service = tcp(1000 + i);
+        ops.push(IpvsOp::AddService(Service::new(service, "wlc")));
+        for d in 0..(i % 7) as u8 {
+            ops.push(add_dest(
+                service,
+                dest(11 + d, 22, ForwardMethod::Route, u32::from(i) + 1),
+            ));
+        }
+        asked.push(service);
+        if i == 20 {
+            asked.push(tcp(999));
+        }
+    }
+    apply_ok(ipvs, &ops).await?;
+    let all = ipvs
+        .destinations_of(&asked)
+        .await
+        .map_err(backend("list the destinations of 41 services"))?;
+    same("one list per service asked", &asked.len(), &all.len())?;
+    for (service, mut listed) in asked.iter().zip(all) {
+        listed.sort_by_key(|e| e.destination.key());
+        same(
+            &format!("destinations_of for {service}"),
+            &destinations(ipvs, service).await?,
+            &listed,
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,8 @@
+# The benchmark suite at a small size, so that it runs in every CI lab and cannot rot; the
+# numbers that count come from deploy/bench.sh at full size (BENCHMARKS.md).
+BENCH_SERVICES=${BENCH_SERVICES:-100}
+BENCH_DESTS=${BENCH_DESTS:-10}
+BENCH_ROUNDS=${BENCH_ROUNDS:-1}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_table
