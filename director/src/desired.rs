@@ -53,6 +53,15 @@ pub fn desired(
                 LeaseState::Expired | LeaseState::Deregistered => {}
             }
         }
+        for rs in &service.realservers {
+            let weight = if is_up(health, service, rs.address, rs.port) {
+                state.effective_weight(&rs.name, rs.weight)
+            } else {
+                0
+            };
+            let dest = service.static_destination(rs, weight);
+            destinations.insert(dest.key(), dest);
+        }
         table.services.insert(
             key,
             DesiredService {
@@ -67,11 +76,17 @@ pub fn desired(
 
 /// Up unless the director's probe or the agent's own check says down (no verdict is up).
 pub fn is_healthy(health: &HealthMap, service: &ServiceConfig, rs: &RealServer) -> bool {
+    is_up(health, service, rs.address, service.port)
+        && rs.agent_health.get(&service.name).is_none_or(|v| v.up)
+}
+
+/// Whether the director's probe of `addr:port` in `service` has not said down.
+fn is_up(health: &HealthMap, service: &ServiceConfig, addr: std::net::IpAddr, port: u16) -> bool {
     let key = TargetKey {
         service: service.name.clone(),
-        addr: std::net::SocketAddr::new(rs.address, service.port),
+        addr: std::net::SocketAddr::new(addr, port),
     };
-    health.get(&key).is_none_or(|h| h.up) && rs.agent_health.get(&service.name).is_none_or(|v| v.up)
+    health.get(&key).is_none_or(|h| h.up)
 }
 
 /// A retiring service keeps its entry with every destination at weight 0 (open sessions go on,

@@ -24,6 +24,13 @@ pub enum DirectorError {
     UnknownService { service: String },
     #[error("no realserver named {0}")]
     UnknownRealServer(String),
+    /// An agent names a host the config already lists under `[[service.realserver]]`.
+    #[error("{address} is configured as realserver {name:?} of service {service:?} ([[service.realserver]]): an agent cannot register it; remove it from the director's config to let its agent manage it")]
+    ConfiguredStatically {
+        address: IpAddr,
+        name: String,
+        service: String,
+    },
     #[error("{0}; nothing was changed")]
     State(#[from] StateError),
 }
@@ -123,6 +130,16 @@ impl Director {
         weights: BTreeMap<String, u32>,
     ) -> Result<(Lease, Vec<ServiceConfig>), DirectorError> {
         let config = self.config();
+        let configured = config
+            .static_at(address)
+            .or_else(|| config.static_realservers().find(|(_, rs)| rs.name == name));
+        if let Some((service, rs)) = configured {
+            return Err(DirectorError::ConfiguredStatically {
+                address: rs.address,
+                name: rs.name.clone(),
+                service: service.name.clone(),
+            });
+        }
         let services = weights
             .keys()
             .map(|service| {
@@ -206,6 +223,7 @@ impl Director {
     pub fn known(&self, name: &str) -> Result<(), DirectorError> {
         let registered = self.leases().named(name).next().is_some();
         if registered
+            || self.config().is_static(name)
             || self
                 .store
                 .read(|s| s.realservers.values().any(|n| n == name))
@@ -269,6 +287,12 @@ impl Director {
     /// Addresses under which `name` is known (registered now, or remembered from before).
     pub fn addresses_of(&self, name: &str) -> Vec<IpAddr> {
         let mut addrs: Vec<IpAddr> = self.leases().named(name).map(|rs| rs.address).collect();
+        addrs.extend(
+            self.config()
+                .static_realservers()
+                .filter(|(_, rs)| rs.name == name)
+                .map(|(_, rs)| rs.address),
+        );
         self.store.read(|s| {
             addrs.extend(
                 s.realservers

@@ -30,9 +30,8 @@ impl From<DirectorError> for Status {
         let message = error.to_string();
         match error {
             DirectorError::Registry(RegistryError::NameTaken { .. })
-            | DirectorError::Registry(RegistryError::AddressTaken { .. }) => {
-                Status::already_exists(message)
-            }
+            | DirectorError::Registry(RegistryError::AddressTaken { .. })
+            | DirectorError::ConfiguredStatically { .. } => Status::already_exists(message),
             DirectorError::Registry(RegistryError::UnknownLease(_)) => Status::not_found(message),
             DirectorError::Registry(RegistryError::Full) => Status::resource_exhausted(message),
             DirectorError::UnknownService { .. } | DirectorError::UnknownRealServer(_) => {

@@ -108,7 +108,7 @@ fn fill_health(
     };
     let key = TargetKey {
         service: service.name.clone(),
-        addr: SocketAddr::new(addr, service.port),
+        addr: SocketAddr::new(addr, service.port_of(addr)),
     };
     let probe = health.get(&key);
     let agent = realservers
@@ -137,23 +137,35 @@ fn service_status(
         .to_owned();
     // Every realserver of this service: registered ones, and whatever else the kernel holds.
     let mut rows: BTreeMap<IpAddr, pb::RealServerStatus> = BTreeMap::new();
+    let row = |name: &str, addr: IpAddr, port: u16, lease: pb::LeaseState, weight: u32| {
+        pb::RealServerStatus {
+            name: name.to_owned(),
+            address: addr.to_string(),
+            forward: forward.clone(),
+            port: u32::from(port),
+            lease: lease.into(),
+            drained: state.drained.contains(name),
+            weight_override: state.weights.get(name).copied(),
+            registered_weight: weight,
+            ..Default::default()
+        }
+    };
     for rs in realservers {
-        let Some(&registered) = rs.weights.get(&service.name) else {
-            continue;
-        };
-        rows.insert(
+        if let Some(&registered) = rs.weights.get(&service.name) {
+            let lease = proto_lease(rs.state);
+            let r = row(&rs.name, rs.address, service.port, lease, registered);
+            rows.insert(rs.address, r);
+        }
+    }
+    for rs in &service.realservers {
+        let r = row(
+            &rs.name,
             rs.address,
-            pb::RealServerStatus {
-                name: rs.name.clone(),
-                address: rs.address.to_string(),
-                forward: forward.clone(),
-                lease: proto_lease(rs.state).into(),
-                drained: state.drained.contains(&rs.name),
-                weight_override: state.weights.get(&rs.name).copied(),
-                registered_weight: registered,
-                ..Default::default()
-            },
+            rs.port,
+            pb::LeaseState::Static,
+            rs.weight,
         );
+        rows.insert(rs.address, r);
     }
     let realservers = match have {
         Some(have) => kernel_rows(have, state, rows),
@@ -192,6 +204,7 @@ fn kernel_rows(
             address: d.addr.to_string(),
             ..Default::default()
         });
+        row.port = u32::from(d.port);
         row.forward = d.forward.ipvsadm_word().to_owned();
         row.weight = Some(d.weight);
         row.active_conn = entry.active_conns;

@@ -265,3 +265,28 @@ async fn an_agent_reporting_its_service_down_quiesces_it() {
     sshd.stop();
     director.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_configured_realserver_is_checked_like_a_registered_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = FakeSshd::start(0).await;
+    let port = sshd.port;
+    let text = format!(
+        "{}\n[[service.realserver]]\nname = \"local\"\naddress = \"127.0.0.1\"\nweight = 4\n",
+        config(dir.path(), port)
+    );
+    let ipvs = Arc::new(MemoryIpvs::new());
+    let director = TestDirector::start_with(ipvs.clone(), dir.path(), &text).await;
+    wait_health(&director, "up").await;
+    assert_eq!(weight(&ipvs, port).await, Some(4));
+    let port = sshd.stop();
+    wait_weight(&ipvs, port, 0, "the configured realserver's sshd died").await;
+    assert_eq!(
+        health_of(&director).await,
+        ("down".into(), "refused".into())
+    );
+    let sshd = FakeSshd::start(port).await;
+    wait_weight(&ipvs, port, 4, "its sshd started again").await;
+    sshd.stop();
+    director.stop().await.unwrap();
+}

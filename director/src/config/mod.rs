@@ -64,6 +64,18 @@ pub struct ServiceConfig {
     pub persistence: Option<Duration>,
     /// `[service.check]`: how each destination is probed.
     pub check: CheckConfig,
+    /// `[[service.realserver]]`: destinations configured here, for hosts without an agent.
+    pub realservers: Vec<StaticRealServer>,
+}
+
+/// A realserver of one service given in the config (keepalived's `real_server`): always in the
+/// table, health-checked, drained and weighted by name like a registered one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticRealServer {
+    pub name: String,
+    pub address: IpAddr,
+    pub port: u16,
+    pub weight: u32,
 }
 
 impl ServiceConfig {
@@ -90,6 +102,24 @@ impl ServiceConfig {
     /// the service port.
     pub fn destination(&self, addr: IpAddr, weight: u32) -> Destination {
         Destination::new(addr, self.port, ForwardMethod::from(self.forward), weight)
+    }
+
+    /// The destination of a configured realserver: its own port (the service's by default).
+    pub fn static_destination(&self, rs: &StaticRealServer, weight: u32) -> Destination {
+        Destination::new(
+            rs.address,
+            rs.port,
+            ForwardMethod::from(self.forward),
+            weight,
+        )
+    }
+
+    /// The port a destination at `addr` is probed and listed on.
+    pub fn port_of(&self, addr: IpAddr) -> u16 {
+        self.realservers
+            .iter()
+            .find(|rs| rs.address == addr)
+            .map_or(self.port, |rs| rs.port)
     }
 }
 
@@ -121,6 +151,23 @@ impl DirectorConfig {
     /// The configured service with this kernel key.
     pub fn service_by_key(&self, key: &ServiceKey) -> Option<&ServiceConfig> {
         self.services.iter().find(|s| s.key() == *key)
+    }
+
+    /// Every configured realserver, with the service it belongs to.
+    pub fn static_realservers(&self) -> impl Iterator<Item = (&ServiceConfig, &StaticRealServer)> {
+        self.services
+            .iter()
+            .flat_map(|s| s.realservers.iter().map(move |rs| (s, rs)))
+    }
+
+    /// The configured realserver at `addr` (the same name in every service that lists it).
+    pub fn static_at(&self, addr: IpAddr) -> Option<(&ServiceConfig, &StaticRealServer)> {
+        self.static_realservers().find(|(_, rs)| rs.address == addr)
+    }
+
+    /// Whether `name` is a configured realserver.
+    pub fn is_static(&self, name: &str) -> bool {
+        self.static_realservers().any(|(_, rs)| rs.name == name)
     }
 
     /// How long adopted destinations are kept: the grace, never less than a lease.
@@ -165,6 +212,7 @@ fn read(root: &Section) -> Option<DirectorConfig> {
         root.problem("service", "", "at least one [[service]] is required");
     }
     check_unique(root, &services);
+    check_static_names(root, &services);
     let tls = TlsFiles::read_section(root);
     let insecure = root.boolean("insecure", false);
     let admins = root.strings("admins", domain::parse_name);
@@ -180,6 +228,20 @@ fn read(root: &Section) -> Option<DirectorConfig> {
         .iter()
         .map(read_realserver)
         .collect();
+    for (i, allowed) in realservers.iter().enumerate() {
+        let Some(allowed) = allowed else { continue };
+        let configured = services
+            .iter()
+            .flatten()
+            .any(|s| s.realservers.iter().any(|rs| rs.name == allowed.name));
+        if configured {
+            root.problem(
+                &format!("realserver[{i}].name"),
+                &format!("{:?}", allowed.name),
+                "is a [[service.realserver]] of this config: a configured realserver has no agent; remove one of the two",
+            );
+        }
+    }
     let listen = listen.map(|l| l.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 7700))));
     if let (Some(addr), Some(None), Some(false)) = (&listen, &tls, insecure) {
         if !addr.ip().is_loopback() {
@@ -238,6 +300,7 @@ fn read_service(s: &Section) -> Option<ServiceConfig> {
     let persistence = s.optional("persistence", |t| at_least(t, Duration::from_secs(1)));
     // A bad protocol is reported above; the check is still read, as if for tcp.
     let check = read_check(s, protocol.flatten().unwrap_or(Protocol::Tcp));
+    let realservers = read_static_realservers(s, vip, port);
     Some(ServiceConfig {
         name: name?,
         vip: vip?,
@@ -248,7 +311,98 @@ fn read_service(s: &Section) -> Option<ServiceConfig> {
         interface: interface?,
         persistence: persistence?,
         check: check?,
+        realservers: realservers?,
     })
+}
+
+/// `[[service.realserver]]` entries of one service; `vip` and `port` are the service's (None
+/// when they are themselves wrong, which is reported already).
+fn read_static_realservers(
+    s: &Section,
+    vip: Option<IpAddr>,
+    port: Option<u16>,
+) -> Option<Vec<StaticRealServer>> {
+    let mut all = Some(Vec::new());
+    let mut seen = BTreeMap::new();
+    for (i, rs) in s.tables("realserver").iter().enumerate() {
+        let address = rs.required("address", domain::parse_unicast);
+        let rs_port = rs.integer::<u16>("port", 1..=65535, port.or(Some(1)));
+        let weight = rs.integer::<u32>("weight", 0..=i64::from(domain::MAX_WEIGHT), Some(1));
+        let name = rs.optional("name", domain::parse_name);
+        let entry = (|| {
+            let address = address?;
+            Some(StaticRealServer {
+                name: name?.unwrap_or_else(|| address.to_string()),
+                address,
+                port: rs_port?,
+                weight: weight?,
+            })
+        })();
+        let Some(entry) = entry else {
+            all = None;
+            continue;
+        };
+        if vip.is_some_and(|vip| vip.is_ipv4() != entry.address.is_ipv4()) {
+            rs.problem(
+                "address",
+                &format!("\"{}\"", entry.address),
+                "is not of the VIP's address family: IPVS forwards IPv4 to IPv4 and IPv6 to IPv6",
+            );
+            all = None;
+            continue;
+        }
+        if let Some(first) = seen.insert(entry.address, i) {
+            rs.problem(
+                "address",
+                &format!("\"{}\"", entry.address),
+                format!("is also realserver[{first}] of this service: list each address once"),
+            );
+            all = None;
+            continue;
+        }
+        if let Some(list) = &mut all {
+            list.push(entry);
+        }
+    }
+    all
+}
+
+/// A configured realserver is one host: one name for one address in every service that lists
+/// it.
+fn check_static_names(root: &Section, services: &[Option<ServiceConfig>]) {
+    let mut by_name: BTreeMap<&str, (IpAddr, String)> = BTreeMap::new();
+    let mut by_address: BTreeMap<IpAddr, (&str, String)> = BTreeMap::new();
+    for (i, service) in services.iter().enumerate() {
+        let Some(service) = service else { continue };
+        for (j, rs) in service.realservers.iter().enumerate() {
+            let here = format!("service[{i}].realserver[{j}]");
+            if let Some((addr, first)) = by_name.get(rs.name.as_str()) {
+                if *addr != rs.address {
+                    root.problem(
+                        &format!("{here}.name"),
+                        &format!("{:?}", rs.name),
+                        format!("is {first} at {addr}: one name is one host, give this address another name"),
+                    );
+                }
+            } else {
+                by_name.insert(&rs.name, (rs.address, here.clone()));
+            }
+            if let Some((name, first)) = by_address.get(&rs.address) {
+                if *name != rs.name {
+                    root.problem(
+                        &format!("{here}.name"),
+                        &format!("{:?}", rs.name),
+                        format!(
+                            "{first} names {} {name:?}: use one name for one address",
+                            rs.address
+                        ),
+                    );
+                }
+            } else {
+                by_address.insert(rs.address, (&rs.name, here));
+            }
+        }
+    }
 }
 
 /// Two services with one name, or two on one VIP:port, would fight over the same table entry.

@@ -186,3 +186,117 @@ fn the_shipped_example_is_valid() {
     assert_eq!(config.admins, vec!["ops"]);
     assert!(config.tls.is_some());
 }
+
+const STATIC: &str = r#"
+listen = "127.0.0.1:7700"
+[[service]]
+name = "web"
+vip = "10.0.0.100"
+port = 80
+interface = "eth0"
+[[service.realserver]]
+address = "10.0.0.11"
+[[service.realserver]]
+address = "10.0.0.12"
+port = 8080
+weight = 3
+name = "web2"
+"#;
+
+#[test]
+fn static_realservers_read_back_with_their_defaults() {
+    let config = DirectorConfig::parse(Path::new("director.toml"), STATIC).unwrap();
+    let web = &config.services[0];
+    assert_eq!(
+        web.realservers,
+        vec![
+            StaticRealServer {
+                name: "10.0.0.11".into(),
+                address: "10.0.0.11".parse().unwrap(),
+                port: 80,
+                weight: 1,
+            },
+            StaticRealServer {
+                name: "web2".into(),
+                address: "10.0.0.12".parse().unwrap(),
+                port: 8080,
+                weight: 3,
+            },
+        ]
+    );
+    assert!(config.is_static("web2"));
+    assert_eq!(web.port_of("10.0.0.12".parse().unwrap()), 8080);
+    assert_eq!(web.port_of("10.0.0.13".parse().unwrap()), 80);
+}
+
+#[test]
+fn every_bad_static_realserver_is_reported_with_its_key_path() {
+    let text = r#"
+listen = "127.0.0.1:7700"
+[[service]]
+name = "web"
+vip = "10.0.0.100"
+port = 80
+interface = "eth0"
+[[service.realserver]]
+port = 0
+weight = 70000
+name = "no name"
+colour = "red"
+[[service.realserver]]
+address = "fe80::1"
+[[service.realserver]]
+address = "10.0.0.11"
+[[service.realserver]]
+address = "10.0.0.11"
+"#;
+    assert_eq!(
+        problems(text),
+        vec![
+            "service[0].realserver[0].address: is required",
+            "service[0].realserver[0].port = 0: must be between 1 and 65535",
+            "service[0].realserver[0].weight = 70000: must be between 0 and 65535",
+            "service[0].realserver[0].name = \"no name\": contains ' ': use letters, digits, '-', '_' and '.' only",
+            "service[0].realserver[1].address = \"fe80::1\": is not of the VIP's address family: IPVS forwards IPv4 to IPv4 and IPv6 to IPv6",
+            "service[0].realserver[3].address = \"10.0.0.11\": is also realserver[2] of this service: list each address once",
+            "service[0].realserver[0].colour = \"red\": unknown key: remove it or check its spelling",
+        ]
+    );
+}
+
+#[test]
+fn a_static_realserver_is_one_host_under_one_name_and_has_no_agent() {
+    let text = r#"
+listen = "127.0.0.1:7700"
+[[service]]
+name = "web"
+vip = "10.0.0.100"
+port = 80
+interface = "eth0"
+[[service.realserver]]
+address = "10.0.0.11"
+name = "a"
+[[service]]
+name = "ssh"
+vip = "10.0.0.100"
+port = 22
+interface = "eth0"
+[[service.realserver]]
+address = "10.0.0.12"
+name = "a"
+[[service.realserver]]
+address = "10.0.0.11"
+name = "b"
+[[realserver]]
+name = "a"
+address = "10.0.0.0/24"
+"#;
+    assert_eq!(
+        problems(text),
+        vec![
+            "service[1].realserver[0].name = \"a\": is service[0].realserver[0] at 10.0.0.11: one name is one host, give this address another name",
+            "service[1].realserver[1].name = \"b\": service[0].realserver[0] names 10.0.0.11 \"a\": use one name for one address",
+            "realserver[0].name = \"a\": is a [[service.realserver]] of this config: a configured realserver has no agent; remove one of the two",
+        ]
+    );
+}

@@ -22,7 +22,17 @@ fn lease_word(lease: i32) -> &'static str {
         Ok(pb::LeaseState::Expired) => "expired",
         Ok(pb::LeaseState::Deregistered) => "deregistered",
         Ok(pb::LeaseState::Adopted) => "adopted",
+        Ok(pb::LeaseState::Static) => "static",
         _ => "none",
+    }
+}
+
+/// A realserver's port: its own, or the service's from a director that does not say.
+fn port_of(rs: &pb::RealServerStatus, s: &pb::ServiceStatus) -> u32 {
+    if rs.port == 0 {
+        s.port
+    } else {
+        rs.port
     }
 }
 
@@ -106,7 +116,7 @@ pub fn render_table(status: &pb::StatusResponse) -> String {
             let _ = writeln!(
                 out,
                 "  -> {:<22} {:<12} {:<7} {:>6} {:>10} {:>9}  {:<12} {:<14} {}",
-                endpoint(&rs.address, s.port),
+                endpoint(&rs.address, port_of(rs, s)),
                 rs.name,
                 rs.forward,
                 weight,
@@ -168,6 +178,7 @@ struct JsonRefused<'a> {
 struct JsonRealServer<'a> {
     name: &'a str,
     address: &'a str,
+    port: u32,
     forward: &'a str,
     /// null when not in the kernel table.
     weight: Option<u32>,
@@ -207,6 +218,7 @@ pub fn render_json(status: &pb::StatusResponse) -> String {
                     .map(|rs| JsonRealServer {
                         name: &rs.name,
                         address: &rs.address,
+                        port: port_of(rs, s),
                         forward: &rs.forward,
                         weight: rs.weight,
                         active_conn: rs.active_conn,

@@ -107,6 +107,10 @@ pub fn adopt(
         };
         for entry in have.destinations.values() {
             let addr = entry.destination.addr;
+            // A configured realserver is in the desired table already: nothing to wait for.
+            if service.realservers.iter().any(|rs| rs.address == addr) {
+                continue;
+            }
             if registry
                 .get(&addr)
                 .is_some_and(|rs| rs.state != LeaseState::Adopted)

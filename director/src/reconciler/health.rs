@@ -33,6 +33,7 @@ pub fn targets(
             let name = leases
                 .get(&dest.addr)
                 .map(|rs| rs.name.clone())
+                .or_else(|| config.static_at(dest.addr).map(|(_, rs)| rs.name.clone()))
                 .or_else(|| state.realservers.get(&dest.addr).cloned())
                 .unwrap_or_else(|| dest.addr.to_string());
             targets.insert(
