@@ -6,3 +6,4 @@ BENCH_ROUNDS=${BENCH_ROUNDS:-1}
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 bench_table
+bench_director

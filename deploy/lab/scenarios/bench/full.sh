@@ -5,3 +5,4 @@ BENCH_ROUNDS=3
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 bench_table
+bench_director

@@ -68,3 +68,94 @@ bench_table() {
   done
   pass bench::table
 }
+
+# bench_director_config DIR: a director config with BENCH_SERVICES services of BENCH_DESTS
+# configured realservers each (the table bench_table writes), no health checks.
+bench_director_config() {
+  awk -v dir="$1" -v n="$BENCH_SERVICES" -v d="$BENCH_DESTS" 'BEGIN {
+    printf "listen = \"127.0.0.1:7700\"\nstate_dir = \"%s/state\"\nadmin_socket = \"\"\n", dir
+    for (i = 0; i < n; i++) {
+      printf "\n[[service]]\nname = \"s%d\"\nvip = \"10.0.0.100\"\nport = %d\nscheduler = \"wlc\"\ninterface = \"b0\"\n[service.check]\ntype = \"none\"\n", i, 10000 + i
+      for (j = 0; j < d; j++) printf "[[service.realserver]]\naddress = \"10.0.0.%d\"\n", 11 + j
+    }
+  }'
+}
+
+# bench_director_start NS DIR: starts lb-director in NS and writes the seconds until its first
+# pass is done to DIR/seconds (the table is complete then; its log says how many operations it
+# applied). Not to be called inside $(...): the director would hold that pipe open.
+bench_director_start() {
+  local ns=$1 dir=$2 start end i
+  : >"$dir/log"
+  start=$(/usr/sbin/date +%s%N)
+  # Its output to the log, not to the $(...) that called this, which would wait for it.
+  ip netns exec "$ns" lb-director --config "$dir/director.toml" >>"$dir/log" 2>&1 &
+  for i in $(seq 1 1200); do
+    grep -q "first reconcile done" "$dir/log" && break
+    [ -n "$(ip netns pids "$ns")" ] || break
+    sleep 0.05
+  done
+  end=$(/usr/sbin/date +%s%N)
+  grep -q "first reconcile done" "$dir/log" || return 1
+  awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f\n", (e - s) / 1e9 }' >"$dir/seconds"
+}
+
+# bench_director_stop NS DIR: stops the director of NS (every process in that namespace, which
+# holds nothing else) and waits until it has exited.
+bench_director_stop() {
+  local pids i
+  pids=$(ip netns pids "$1")
+  [ -n "$pids" ] || return 1
+  # shellcheck disable=SC2086 # one PID per word
+  kill -TERM $pids
+  for i in $(seq 1 600); do
+    [ -z "$(ip netns pids "$1")" ] && { echo "stopped" >>"$2/log"; return 0; }
+    sleep 0.05
+  done
+  return 1
+}
+
+# bench_director: lb-director's cold start over an empty table against ipvsadm -R of the same
+# table, then its restart over that table (zero writes) against ipvsadm -S -n.
+bench_director() {
+  local rules=/tmp/bench-rules round dir t entries applied
+  BENCH_ENTRIES=$((BENCH_SERVICES * (BENCH_DESTS + 1)))
+  ipvs-bench rules "$BENCH_SERVICES" "$BENCH_DESTS" >"$rules"
+  for round in $(seq 1 "$BENCH_ROUNDS"); do
+    dir=/tmp/bench-director-$round
+    mkdir -p "$dir"
+    bench_director_config "$dir" >"$dir/director.toml"
+    bench_netns "bench-restore-$round" || { fail bench::netns "cannot make a namespace"; return 1; }
+    t=$(bench_time bench_in "bench-restore-$round" ipvsadm -R <"$rules") ||
+      { fail bench::director "ipvsadm -R failed"; return 1; }
+    bench_line cold-start peer=ipvsadm-R "$round" "$t"
+    t=$(bench_time bench_in "bench-restore-$round" ipvsadm -S -n) ||
+      { fail bench::director "ipvsadm -S -n failed"; return 1; }
+    bench_line restart peer=ipvsadm-S "$round" "$t"
+    ip netns del "bench-restore-$round"
+
+    bench_netns "bench-director-$round" || { fail bench::netns "cannot make a namespace"; return 1; }
+    bench_director_start "bench-director-$round" "$dir" ||
+      { fail bench::director "lb-director did not finish its first pass: $(tail -3 "$dir/log")"; return 1; }
+    bench_line cold-start lb=lb-director "$round" "$(cat "$dir/seconds")"
+    entries=$(bench_in "bench-director-$round" env LB_LAB_VM=1 ipvs-bench read | sed 's/.*entries=\([0-9]*\).*/\1/')
+    if [ "$entries" != "$BENCH_ENTRIES" ]; then
+      fail bench::director "after the first pass the kernel holds $entries entries, not $BENCH_ENTRIES"
+      return 1
+    fi
+    bench_director_stop "bench-director-$round" "$dir" ||
+      { fail bench::director "lb-director did not stop: $(tail -5 "$dir/log" | tr '\n' ' ')"; return 1; }
+    bench_director_start "bench-director-$round" "$dir" ||
+      { fail bench::director "lb-director did not restart: $(tail -3 "$dir/log")"; return 1; }
+    applied=$(grep "first reconcile done" "$dir/log" | tail -1 | sed 's/.*applied=\([0-9]*\).*/\1/')
+    if [ "$applied" != 0 ]; then
+      fail bench::director "the restart over an unchanged table applied $applied operations"
+      return 1
+    fi
+    bench_line restart lb=lb-director "$round" "$(cat "$dir/seconds")"
+    bench_director_stop "bench-director-$round" "$dir" ||
+      { fail bench::director "lb-director did not stop"; return 1; }
+    ip netns del "bench-director-$round"
+  done
+  pass bench::director
+}
