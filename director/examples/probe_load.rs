@@ -19,6 +19,8 @@ use lb_shared::probe::CheckKind;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
+mod measure;
+
 const PORT: u16 = 2222;
 const ADDRESSES: u8 = 100;
 
@@ -110,9 +112,9 @@ async fn measure(services: usize, destinations: usize, seconds: usize) {
     let task = tokio::spawn(monitor.run(stop.clone()));
     // One interval to settle (every target's first probe), then the measured window.
     tokio::time::sleep(check.interval).await;
-    let (cpu0, t0) = (cpu_seconds(), Instant::now());
+    let (cpu0, t0) = (measure::cpu_seconds(), Instant::now());
     tokio::time::sleep(Duration::from_secs(seconds as u64)).await;
-    let (cpu1, t1) = (cpu_seconds(), Instant::now());
+    let (cpu1, t1) = (measure::cpu_seconds(), Instant::now());
     stop.cancel();
     let _ = task.await;
     let down = health.borrow().values().filter(|h| !h.up).count();
@@ -121,25 +123,6 @@ async fn measure(services: usize, destinations: usize, seconds: usize) {
         "targets {count} ({services} services x {destinations}), ssh every {:?}: cpu {:.1}% of one core over {wall:.0} s, peak RSS {} MiB, {down} down at the end",
         check.interval,
         100.0 * (cpu1 - cpu0) / wall,
-        peak_rss_kib() / 1024,
+        measure::status_kib("VmHWM") / 1024,
     );
-}
-
-/// utime + stime of this process, from /proc/self/stat (in clock ticks of 1/100 s).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    // The command name is in parentheses and may hold spaces: count fields after it.
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after.split(' ').collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
-
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap_or(0)
 }

@@ -134,6 +134,10 @@ bench_director() {
     bench_line restart peer=ipvsadm-S "$round" "$t"
     ip netns del "bench-restore-$round"
 
+    # Reading and checking the config alone, which a start does first (a part of both times).
+    t=$(bench_time lb-director --check --config "$dir/director.toml") ||
+      { fail bench::director "lb-director --check refused the generated config"; return 1; }
+    bench_line config-check lb=lb-director "$round" "$t"
     bench_netns "bench-director-$round" || { fail bench::netns "cannot make a namespace"; return 1; }
     bench_director_start "bench-director-$round" "$dir" ||
       { fail bench::director "lb-director did not finish its first pass: $(tail -3 "$dir/log")"; return 1; }

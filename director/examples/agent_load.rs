@@ -1,0 +1,130 @@
+//! What many agents cost the director (issue 13's benchmark 4): AGENTS simulated agents, in a
+//! child process, register, confirm and heartbeat at the pace `lb-agent` keeps (a third of the
+//! lease) against a director over the in-memory IPVS table, each agent on its own connection.
+//! Prints the director's CPU (% of one core, its own process only) and RSS once every agent is
+//! in the table.
+//!
+//!   cargo run --release -p lb-director --features testing --example agent_load -- [AGENTS] [SECONDS]
+//!
+//! Defaults: 1000 agents for 30 s at the default lease TTL (6 s).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark: a panic is its report
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lb_director::testing::{config_text, TestDirector};
+use lb_ipvs::MemoryIpvs;
+use lb_proto as pb;
+
+mod measure;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    if args.first().map(String::as_str) == Some("--agents") {
+        let agents = args[1].parse().expect("a number");
+        runtime.block_on(simulate(agents, args[2].clone()));
+        return;
+    }
+    let number = |i: usize, default: usize| {
+        args.get(i)
+            .map_or(default, |a| a.parse().expect("a number"))
+    };
+    runtime.block_on(measure_director(number(0, 1000), number(1, 30)));
+}
+
+/// The director, and the agents in a child process so that only the director is measured.
+async fn measure_director(agents: usize, seconds: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let ipvs = Arc::new(MemoryIpvs::new());
+    // The tests' config at the daemon's default resync (theirs is quicker, for the tests).
+    let text = config_text(dir.path(), "6s")
+        .replace("resync_interval = \"200ms\"", "resync_interval = \"5s\"");
+    assert!(
+        text.contains("resync_interval = \"5s\""),
+        "the test config changed"
+    );
+    let director = TestDirector::start_with(ipvs.clone(), dir.path(), &text).await;
+    // Serving once the first pass is done.
+    let _ = director.channel().await;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--agents", &agents.to_string(), &director.url()])
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while director.table().await.len() < agents {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "only {} of {agents} agents joined in 10 minutes",
+            director.table().await.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let joined = started.elapsed();
+    let (cpu0, t0) = (measure::cpu_seconds(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(seconds as u64)).await;
+    let (cpu1, t1) = (measure::cpu_seconds(), Instant::now());
+    let in_table = director.table().await;
+    let weighted = in_table.iter().filter(|d| d.destination.weight > 0).count();
+    let wall = (t1 - t0).as_secs_f64();
+    println!(
+        "agents {agents}, lease 6s, heartbeat every 2s, resync 5s: all joined in {:.1} s; director cpu {:.1}% of one core over {wall:.0} s, RSS {} MiB (peak {} MiB), {weighted} of {agents} destinations with weight > 0 at the end",
+        joined.as_secs_f64(),
+        100.0 * (cpu1 - cpu0) / wall,
+        measure::status_kib("VmRSS") / 1024,
+        measure::status_kib("VmHWM") / 1024,
+    );
+    // Our own child, by its handle.
+    let _ = child.kill();
+    let _ = child.wait();
+    director.stop().await.unwrap();
+}
+
+/// `agents` agents against `url`: register, confirm, then heartbeat every third of the lease.
+async fn simulate(agents: usize, url: String) {
+    let mut tasks = Vec::new();
+    for i in 0..agents {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let channel = tonic::transport::Endpoint::from_shared(url)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let mut registry = pb::registry_client::RegistryClient::new(channel);
+            let address = Ipv4Addr::new(10, 1, (i / 250) as u8, (i % 250 + 1) as u8);
+            let lease = registry
+                .register(pb::RegisterRequest {
+                    name: format!("sim{i}"),
+                    address: address.to_string(),
+                    services: vec![pb::ServiceWeight {
+                        service: "llc-ssh".into(),
+                        weight: 1,
+                    }],
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            registry
+                .confirm(pb::ConfirmRequest {
+                    lease_id: lease.lease_id.clone(),
+                })
+                .await
+                .unwrap();
+            let every = Duration::from_millis(lease.lease_ttl_ms / 3);
+            loop {
+                tokio::time::sleep(every).await;
+                let _ = registry
+                    .heartbeat(pb::HeartbeatRequest {
+                        lease_id: lease.lease_id.clone(),
+                        ..Default::default()
+                    })
+                    .await;
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
