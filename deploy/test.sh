@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh Debian 12 machine of this kind, as root:
-# formatting, lints, unit / component / loopback gRPC tests, network-namespace tests (iptables,
+# formatting, lints, unit / component / loopback gRPC tests (health and reflection through
+# Python's grpcio, installed here in a venv), network-namespace tests (iptables,
 # rtnetlink), a longer fuzz run, the systemd unit check, and the real-kernel VM lab (IPVS
 # contract suite, director, end-to-end LVS-DR with real OpenSSH, the demo, the lab's self-test). Installs what it lacks with apt-get. Exit 0 only if all
 # of it passed.
