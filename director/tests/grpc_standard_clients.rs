@@ -302,3 +302,33 @@ async fn a_watch_sees_not_serving_when_the_stop_begins_and_does_not_hold_it_up()
     assert_eq!(next_line().await, "ended OK");
     assert!(child.wait().await.unwrap().success());
 }
+
+/// The protocol's answers for a name the director does not know, through tonic's client (no
+/// Python needed): NOT_FOUND for Check, SERVICE_UNKNOWN on an open Watch.
+#[tokio::test]
+async fn an_unknown_name_is_not_found_for_check_and_service_unknown_for_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let director = serving(Arc::new(MemoryIpvs::new()), dir.path()).await;
+    let mut health = HealthClient::new(director.channel().await);
+    let unknown = || HealthCheckRequest {
+        service: "no.such.Service".into(),
+    };
+    let error = health.check(unknown()).await.unwrap_err();
+    assert_eq!(error.code(), tonic::Code::NotFound);
+    assert!(
+        error.message().contains("lb.v1.Registry"),
+        "{}",
+        error.message()
+    );
+    let mut watch = health.watch(unknown()).await.unwrap().into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.status(), ServingStatus::ServiceUnknown);
+    tokio::time::timeout(DEADLINE, director.stop())
+        .await
+        .expect("a watch of an unknown name held the stop up")
+        .unwrap();
+    assert!(
+        watch.message().await.unwrap().is_none(),
+        "the watch did not end"
+    );
+}
