@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh Debian 12 machine of this kind, as root:
-# formatting, lints, unit / component / loopback gRPC tests, network-namespace tests (iptables,
+# formatting, lints, unit / component / loopback gRPC tests (health and reflection through
+# Python's grpcio, installed here in a venv), network-namespace tests (iptables,
 # rtnetlink), a longer fuzz run, the systemd unit check, and the real-kernel VM lab (IPVS
 # contract suite, director, end-to-end LVS-DR with real OpenSSH, the demo, the lab's self-test). Installs what it lacks with apt-get. Exit 0 only if all
 # of it passed.
@@ -34,6 +35,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+step "Python gRPC client for the standard-services tests (grpcio from PyPI, in a venv)"
+# An independent client (director/tests/grpc_standard_clients.rs): the tests find this venv
+# in the target directory, and LB_REQUIRE_PYTHON_GRPC=1 makes its absence a failure.
+pyvenv=${CARGO_TARGET_DIR:-target}/python-grpc
+requirements=director/tests/python/requirements.txt
+if ! cmp -s "$requirements" "$pyvenv/requirements.txt"; then
+  rm -rf "$pyvenv"
+  if ! python3 -m venv "$pyvenv"; then
+    # Debian's own python3 needs its venv module as a package; the image's python has it.
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv
+    python3 -m venv "$pyvenv"
+  fi
+  "$pyvenv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+  cp "$requirements" "$pyvenv/requirements.txt"
+fi
+LB_PYTHON="$(cd "$pyvenv" && pwd)/bin/python"
+export LB_PYTHON LB_REQUIRE_PYTHON_GRPC=1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -21,6 +21,7 @@ use lb_shared::reload::Reloads;
 use crate::config::DirectorConfig;
 use crate::director::{Director, DirectorError};
 use crate::grpc::{AdminService, RegistryService};
+use crate::grpc_standard::add_standard_services;
 use crate::host::{AddressBackend, HostSetup};
 use crate::reconciler::{PassError, Reconciler};
 use crate::tls::TlsAcceptor;
@@ -53,6 +54,9 @@ pub enum RunError {
     Tls(#[source] lb_shared::tls::TlsError),
     #[error("gRPC server: {0}")]
     Serve(#[source] tonic::transport::Error),
+    /// The descriptor sets built into the binary do not decode: a build fault, not the host's.
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[source] tonic_reflection::server::Error),
     #[error("the reconciler or the health monitor ended unexpectedly: {0}")]
     ReconcilerDied(String),
 }
@@ -232,7 +236,15 @@ async fn serve(
     director: Arc<Director>,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    let router = routes(Server::builder(), &director, &shutdown);
+    let router = routes(Server::builder(), &director, &shutdown)?;
+    let local = match admin_socket {
+        Some((socket, path)) => Some((
+            routes(Server::builder(), &director, &shutdown)?,
+            socket,
+            path,
+        )),
+        None => None,
+    };
     let tcp = async {
         match tls {
             Some(acceptor) => {
@@ -253,15 +265,14 @@ async fn serve(
             }
         }
     };
-    let result = match admin_socket {
+    let result = match local {
         None => tcp.await,
-        Some((socket, path)) => {
+        Some((local, socket, path)) => {
             info!(path = %path.display(), "admin socket for lbctl (root only)");
-            let local = routes(Server::builder(), &director, &shutdown)
-                .serve_with_incoming_shutdown(
-                    UnixListenerStream::new(socket),
-                    shutdown.cancelled(),
-                );
+            let local = local.serve_with_incoming_shutdown(
+                UnixListenerStream::new(socket),
+                shutdown.cancelled(),
+            );
             let result = tokio::try_join!(tcp, local).map(|_| ());
             let _ = std::fs::remove_file(&path);
             result
@@ -270,14 +281,15 @@ async fn serve(
     result.map_err(RunError::Serve)
 }
 
-/// The two gRPC services on one server, with bounded messages and streams per connection so a
-/// hostile client cannot make the director allocate without limit.
+/// Our two gRPC services and the standard ones (health, reflection) on one server, with
+/// bounded messages and streams per connection so a hostile client cannot make the director
+/// allocate without limit.
 fn routes(
     server: Server,
     director: &Arc<Director>,
     shutdown: &CancellationToken,
-) -> tonic::transport::server::Router {
-    server
+) -> Result<tonic::transport::server::Router, RunError> {
+    let ours = server
         .concurrency_limit_per_connection(32)
         .max_concurrent_streams(64)
         .add_service(
@@ -290,7 +302,8 @@ fn routes(
                 shutdown.clone(),
             ))
             .max_decoding_message_size(MAX_MESSAGE_BYTES),
-        )
+        );
+    add_standard_services(ours, director, shutdown).map_err(RunError::Reflection)
 }
 
 /// Binds the admin socket with mode 0600: only its owner (the director) and root can connect,

@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod desired;
 pub mod director;
 pub mod grpc;
+pub mod grpc_standard;
 pub mod health;
 pub mod host;
 pub mod lbctl;

@@ -7,3 +7,7 @@ pub mod v1 {
 }
 
 pub use v1::*;
+
+/// The encoded `FileDescriptorSet` of `lb.proto` (with its comments), for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/lb_descriptor.bin"));

@@ -49,3 +49,39 @@ fn a_missing_config_file_exits_64_naming_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_and_a_bad_format_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.toml");
+    std::fs::write(&path, "name = \"llc 5\"\n").unwrap();
+    let run = |args: &[&str], format: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lb-agent"));
+        command.arg("--config").arg(&path).args(args);
+        command.env("LB_LOG", "info").env_remove("LB_LOG_FORMAT");
+        if let Some(format) = format {
+            command.env("LB_LOG_FORMAT", format);
+        }
+        command.output().unwrap()
+    };
+    for output in [run(&["--log-format", "json"], None), run(&[], Some("json"))] {
+        assert_eq!(output.status.code(), Some(64));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let events: Vec<serde_json::Value> = stderr
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+            .collect();
+        assert!(
+            events.iter().any(|e| e["level"] == "ERROR"
+                && e["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("name = \"llc 5\": contains ' '"))),
+            "{stderr}"
+        );
+    }
+    for output in [run(&["--log-format", "xml"], None), run(&[], Some("xml"))] {
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("[possible values: text, json]"), "{stderr}");
+    }
+}

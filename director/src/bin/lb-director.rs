@@ -27,15 +27,17 @@ struct Args {
     /// Check the configuration and exit (0 when valid, 64 when not).
     #[arg(long)]
     check: bool,
+    #[command(flatten)]
+    log: telemetry::LogArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    telemetry::init();
+    args.log.init();
     let config = match DirectorConfig::load(&args.config) {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("lb-director: {error}");
+            telemetry::fatal("lb-director", &error);
             return ExitCode::from(EXIT_CONFIG as u8);
         }
     };

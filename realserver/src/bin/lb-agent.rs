@@ -23,11 +23,13 @@ struct Args {
     /// The agent's configuration file.
     #[arg(long, value_name = "PATH", default_value = "/etc/lb/agent.toml")]
     config: PathBuf,
+    #[command(flatten)]
+    log: telemetry::LogArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    telemetry::init();
+    args.log.init();
     // One thread is plenty: the agent waits on the director and on iptables child processes,
     // and the latter run on the blocking pool.
     let runtime = match tokio::runtime::Builder::new_current_thread()
