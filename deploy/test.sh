@@ -74,12 +74,12 @@ deploy/systemd/verify.sh
 if [ "$lab" -eq 1 ]; then
   step "release binaries for the lab"
   cargo build --release --locked --workspace --bins
-  cargo build --release --locked -p lb-ipvs --features testing --bin ipvs-contract
+  cargo build --release --locked -p lb-ipvs --features testing --bin ipvs-contract --bin ipvs-bench
   target=${CARGO_TARGET_DIR:-target}/release
   step "VM lab (real kernel): $(ls deploy/lab/scenarios/*.sh | xargs -n1 basename | sed 's/\.sh$//' | tr '\n' ' ')"
   deploy/lab/lab.sh run \
     --bin "$target/lb-director" --bin "$target/lb-agent" --bin "$target/lbctl" \
-    --bin "$target/ipvs-contract" \
+    --bin "$target/ipvs-contract" --bin "$target/ipvs-bench" \
     $(ls deploy/lab/scenarios/*.sh | xargs -n1 basename | sed 's/\.sh$//')
   step "the lab's own verdicts (a failing, silent or hung scenario must fail the run)"
   deploy/lab/selftest.sh

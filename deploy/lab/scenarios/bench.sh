@@ -1,5 +1,9 @@
 # The benchmark suite at a small size, so that it runs in every CI lab and cannot rot; the
 # numbers that count come from deploy/bench.sh at full size (BENCHMARKS.md).
+if ! command -v ipvs-bench >/dev/null 2>&1; then
+  fail bench::binary "ipvs-bench is not in /opt/lb/bin: build it with cargo build --release -p lb-ipvs --features testing --bin ipvs-bench and pass --bin"
+  return 0
+fi
 BENCH_SERVICES=${BENCH_SERVICES:-100}
 BENCH_DESTS=${BENCH_DESTS:-10}
 BENCH_ROUNDS=${BENCH_ROUNDS:-1}
