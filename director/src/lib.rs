@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod health;
 pub mod host;
 pub mod lbctl;
+pub mod metrics;
 pub mod plan;
 pub mod reconciler;
 pub mod registry;
