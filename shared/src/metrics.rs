@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 mod scrape;
-pub use scrape::{scrape, Samples};
+pub use scrape::{promtool_check, scrape, Samples};
 
 /// The one path served.
 pub const PATH: &str = "/metrics";

@@ -144,3 +144,45 @@ fn unquote(text: &str) -> Option<(String, &str)> {
     }
     None
 }
+
+/// Runs `promtool check metrics` (from `LB_PROMTOOL`, else PATH) on `text`: Ok(true) when it
+/// passes, Ok(false) when promtool is not installed and `LB_REQUIRE_PROMTOOL` is not 1 (the
+/// tests then skip the check; deploy/test.sh sets it, so there a missing promtool fails).
+pub fn promtool_check(text: &str) -> Result<bool, String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let promtool = std::env::var("LB_PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let required = std::env::var("LB_REQUIRE_PROMTOOL").is_ok_and(|v| v == "1");
+    let child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(_) if !required => return Ok(false),
+        Err(error) => {
+            return Err(format!(
+                "LB_REQUIRE_PROMTOOL=1 but {promtool} cannot run: {error}"
+            ))
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("writing to promtool: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("waiting for promtool: {e}"))?;
+    if out.status.success() {
+        Ok(true)
+    } else {
+        Err(format!(
+            "promtool check metrics failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
