@@ -199,7 +199,8 @@ fn read(root: &Section) -> Option<DirectorConfig> {
         }
     }
     if let (Some(addr), Some(Some(Some(metrics)))) = (&listen, &metrics_listen) {
-        if addr == metrics {
+        // Port 0 (any free port, as tests use) cannot clash.
+        if addr == metrics && addr.port() != 0 {
             root.problem(
                 "metrics_listen",
                 &format!("\"{metrics}\""),
