@@ -170,6 +170,8 @@ pub async fn serve(listener: TcpListener, registry: Arc<Registry>, shutdown: Can
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
                 .keep_alive(false)
+                // A client may shut its side down after the request (nc does): answer anyway.
+                .half_close(true)
                 .max_buf_size(MAX_REQUEST_BYTES)
                 .serve_connection(TokioIo::new(stream), service);
             match tokio::time::timeout(CONNECTION_TIMEOUT, connection).await {

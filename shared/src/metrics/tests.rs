@@ -78,9 +78,21 @@ async fn serves_get_metrics_and_nothing_else() {
     assert_eq!(scrape(addr, "GET", "/metrics/x").await.unwrap().0, 404);
     assert_eq!(scrape(addr, "POST", "/metrics").await.unwrap().0, 405);
 
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A client that shuts down its side after the request (nc) still gets the answer.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    stream.shutdown().await.unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.0 200 OK"), "{reply}");
+    assert!(reply.contains("lb_things_total 3"), "{reply}");
+
     // Headers past the bound are refused, not buffered.
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let huge = format!(
         "GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n",
         "a".repeat(64 * 1024)
