@@ -13,7 +13,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
-use lb_ipvs::ServiceKey;
+use lb_ipvs::{DestinationKey, ServiceKey};
 use lb_shared::probe::CheckKind;
 
 use crate::config::{DirectorConfig, ServiceConfig};
@@ -73,14 +73,22 @@ pub fn table_rows(
     state: &State,
 ) -> TableRows {
     let mut rows = TableRows::default();
-    let name_of = |addr: &IpAddr| -> String {
+    // Looked up once per destination: a scrape of a large table stays linear.
+    let mut names: BTreeMap<IpAddr, &str> = state
+        .realservers
+        .iter()
+        .map(|(addr, name)| (*addr, name.as_str()))
+        .collect();
+    names.extend(
         leases
             .realservers
             .iter()
-            .find(|rs| rs.address == *addr)
-            .map(|rs| rs.name.clone())
-            .or_else(|| state.realservers.get(addr).cloned())
-            .unwrap_or_else(|| addr.to_string())
+            .map(|rs| (rs.address, rs.name.as_str())),
+    );
+    let name_of = |addr: &IpAddr| -> String {
+        names
+            .get(addr)
+            .map_or_else(|| addr.to_string(), |n| (*n).to_owned())
     };
     let retiring: BTreeMap<ServiceKey, &str> = state
         .retiring
@@ -116,15 +124,16 @@ pub fn table_rows(
                 rows.service_bytes.push((labels, bytes));
             }
         }
-        let mut addrs: Vec<IpAddr> = observed
-            .map(|o| o.destinations.keys().map(|d| d.addr).collect())
+        let mut dests: Vec<&DestinationKey> = observed
+            .map(|o| o.destinations.keys().collect())
             .unwrap_or_default();
         if let Some(desired) = desired {
-            addrs.extend(desired.destinations.keys().map(|d| d.addr));
+            dests.extend(desired.destinations.keys());
         }
-        addrs.sort();
-        addrs.dedup();
-        for addr in addrs {
+        dests.sort();
+        dests.dedup();
+        for dest in dests {
+            let addr = dest.addr;
             let realserver = name_of(&addr);
             let labels = with(
                 &labels,
@@ -133,8 +142,7 @@ pub fn table_rows(
                     ("address", addr.to_string()),
                 ],
             );
-            let entry =
-                observed.and_then(|o| o.destinations.values().find(|e| e.destination.addr == addr));
+            let entry = observed.and_then(|o| o.destinations.get(dest));
             if let Some(entry) = entry {
                 rows.weight
                     .push((labels.clone(), i64::from(entry.destination.weight)));
@@ -146,7 +154,7 @@ pub fn table_rows(
             // A destination the desired table leaves out is quiesced by the plan (weight 0)
             // until its connections end, then deleted: it is wanted at 0 meanwhile.
             let wanted = desired
-                .and_then(|d| d.destinations.values().find(|d| d.addr == addr))
+                .and_then(|d| d.destinations.get(dest))
                 .map_or(0, |d| d.weight);
             rows.desired_weight
                 .push((labels.clone(), i64::from(wanted)));
