@@ -55,6 +55,17 @@ fi
 LB_PYTHON="$(cd "$pyvenv" && pwd)/bin/python"
 export LB_PYTHON LB_REQUIRE_PYTHON_GRPC=1
 
+step "promtool (Debian's prometheus package; its daemon is not started)"
+# The metrics tests pipe real scrapes through `promtool check metrics`; here a missing promtool
+# fails them instead of skipping the check.
+if ! command -v promtool >/dev/null 2>&1; then
+  # shellcheck source=lab/host/prepare.sh
+  source deploy/lab/host/prepare.sh
+  apt_update
+  install_packages prometheus
+fi
+export LB_REQUIRE_PROMTOOL=1
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -197,8 +197,36 @@ impl Access {
     }
 }
 
-fn denied(message: String) -> Status {
-    Status::permission_denied(message)
+/// A security refusal: its reason in one word (the `reason` of `lb_refusals_total`), and the
+/// sentence the caller gets as PermissionDenied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub reason: &'static str,
+    message: String,
+}
+
+impl Refused {
+    pub fn new(reason: &'static str, message: String) -> Refused {
+        Refused { reason, message }
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn code(&self) -> tonic::Code {
+        tonic::Code::PermissionDenied
+    }
+}
+
+impl From<Refused> for Status {
+    fn from(refused: Refused) -> Status {
+        Status::permission_denied(refused.message)
+    }
+}
+
+fn denied(reason: &'static str, message: String) -> Refused {
+    Refused::new(reason, message)
 }
 
 impl Access {
@@ -208,16 +236,16 @@ impl Access {
         caller: &Caller,
         name: &str,
         address: Option<IpAddr>,
-    ) -> Result<(), Status> {
+    ) -> Result<(), Refused> {
         match caller {
             Caller::Certificate { names, .. } if !names.iter().any(|n| n == name) => {
-                return Err(denied(format!(
+                return Err(denied("wrong_certificate", format!(
                     "the client certificate is for {}, not {name}: an agent acts only under the name in its certificate",
                     if names.is_empty() { "no name".to_owned() } else { names.join(", ") }
                 )))
             }
             Caller::Unauthenticated { .. } if self.tls => {
-                return Err(denied("a client certificate is required".into()))
+                return Err(denied("no_certificate", "a client certificate is required".into()))
             }
             _ => {}
         }
@@ -225,15 +253,18 @@ impl Access {
             return Ok(());
         }
         let Some(allowed) = self.realservers.iter().find(|r| r.name == name) else {
-            return Err(denied(format!(
+            return Err(denied("unlisted_realserver", format!(
                 "{name} is not a listed realserver: add a [[realserver]] for it to the director's config"
             )));
         };
         match address {
-            Some(a) if !allowed.address.contains(&a) => Err(denied(format!(
-                "{name} may register from {} only, not from {a}",
-                allowed.address
-            ))),
+            Some(a) if !allowed.address.contains(&a) => Err(denied(
+                "wrong_address",
+                format!(
+                    "{name} may register from {} only, not from {a}",
+                    allowed.address
+                ),
+            )),
             _ => Ok(()),
         }
     }
@@ -247,12 +278,15 @@ impl Access {
         name: &str,
         address: IpAddr,
         peer: Option<IpAddr>,
-    ) -> Result<(), Status> {
+    ) -> Result<(), Refused> {
         if !self.tls {
             return Ok(());
         }
         let Some(peer) = peer.map(unmapped) else {
-            return Err(denied("the connection's source address is unknown".into()));
+            return Err(denied(
+                "unknown_source",
+                "the connection's source address is unknown".into(),
+            ));
         };
         if unmapped(address) == peer {
             return Ok(());
@@ -264,29 +298,29 @@ impl Access {
             .and_then(|r| r.source);
         match source {
             Some(range) if range.contains(&peer) => Ok(()),
-            Some(range) => Err(denied(format!(
+            Some(range) => Err(denied("wrong_source", format!(
                 "{name} registers address {address} from {peer}, outside its source {range}"
             ))),
-            None => Err(denied(format!(
+            None => Err(denied("wrong_source", format!(
                 "{name} registers address {address} but connects from {peer}: an agent registers the address it connects from (set [[realserver]] source for an agent that reaches the director from another address)"
             ))),
         }
     }
 
     /// May `caller` change the table (drain, undrain, weight)?
-    pub fn admin(&self, caller: &Caller) -> Result<(), Status> {
+    pub fn admin(&self, caller: &Caller) -> Result<(), Refused> {
         match caller {
             Caller::AdminSocket { uid } if *uid == 0 || *uid == self.own_uid => Ok(()),
-            Caller::AdminSocket { uid } => Err(denied(format!(
+            Caller::AdminSocket { uid } => Err(denied("not_root", format!(
                 "the admin socket is for root only (you are uid {uid})"
             ))),
             Caller::Certificate { names, .. } if names.iter().any(|n| self.admins.contains(n)) => Ok(()),
-            Caller::Certificate { .. } => Err(denied(format!(
+            Caller::Certificate { .. } => Err(denied("not_admin", format!(
                 "{caller} is not an admin: use a certificate listed in the director's admins, or lbctl on the director host as root"
             ))),
             // Without TLS the listener is loopback-only, or the operator chose `insecure`.
             Caller::Unauthenticated { .. } if !self.tls => Ok(()),
-            Caller::Unauthenticated { .. } => Err(denied("a client certificate is required".into())),
+            Caller::Unauthenticated { .. } => Err(denied("no_certificate", "a client certificate is required".into())),
         }
     }
 }

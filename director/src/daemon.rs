@@ -69,11 +69,13 @@ impl RunError {
 }
 
 /// What the daemon starts from: the validated config, the file it came from (read again on
-/// reload), and the bound gRPC listener.
+/// reload), the bound gRPC listener, and the bound metrics listener (None: `metrics_listen`
+/// is "").
 pub struct Startup {
     pub config: Arc<DirectorConfig>,
     pub config_path: PathBuf,
     pub listener: TcpListener,
+    pub metrics: Option<TcpListener>,
 }
 
 /// Runs the director until `shutdown` is cancelled. Start-up order: state file (a corrupt one
@@ -92,6 +94,7 @@ pub async fn run<I: IpvsBackend, A: AddressBackend>(
         config,
         config_path,
         listener,
+        metrics,
     } = startup;
     let director = Arc::new(Director::new(config.clone())?);
     // Before the first pass, so unusable TLS files stop the start with the kernel untouched.
@@ -135,13 +138,18 @@ pub async fn run<I: IpvsBackend, A: AddressBackend>(
     notify::status(&serving_status(&director.config(), &addr.to_string()));
     info!(%addr, tls = config.tls.is_some(), "serving gRPC");
 
-    let servers = serve(
+    let grpc = serve(
         tls.clone(),
         listener,
         admin_socket,
         director.clone(),
         shutdown.clone(),
     );
+    let metrics = serve_metrics(metrics, &director, &shutdown);
+    let servers = async {
+        let (served, ()) = tokio::join!(grpc, metrics);
+        served
+    };
     let reloading = reload::serve(
         director.clone(),
         tls,
@@ -225,6 +233,20 @@ fn spawn_watchdog(director: &Arc<Director>, shutdown: &CancellationToken) {
             .busy_for()
             .is_none_or(|busy| busy < PASS_STUCK_AFTER)
     });
+}
+
+/// `GET /metrics` until the stop; nothing when `metrics_listen` is "". A scrape reads the last
+/// pass's snapshot, never the kernel.
+async fn serve_metrics(
+    listener: Option<TcpListener>,
+    director: &Arc<Director>,
+    shutdown: &CancellationToken,
+) {
+    let Some(listener) = listener else { return };
+    let registry = Arc::new(crate::metrics::registry(director.clone()));
+    lb_shared::metrics::serve(listener, registry, shutdown.clone())
+        .instrument(tracing::info_span!("metrics"))
+        .await;
 }
 
 /// The gRPC port (mutual TLS through the reloadable acceptor when configured) and the admin

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::access::Access;
 use crate::config::{DirectorConfig, ServiceConfig};
+use crate::metrics::DirectorMetrics;
 use crate::reconciler::{PassError, PassOutcome, Passes, Snapshot};
 use crate::registry::{AgentVerdict, Lease, RealServer, RefusedAgent, Registry, RegistryError};
 use crate::state::{State, StateError, StateFile, StateStore};
@@ -41,6 +42,8 @@ pub struct Director {
     leases: Mutex<Registry>,
     store: StateStore,
     passes: Passes,
+    /// Events counted for the metrics (the table's metrics come from the snapshot).
+    metrics: DirectorMetrics,
 }
 
 /// What a lease holder, a status call or the reconciler sees of the leases at one moment.
@@ -60,6 +63,7 @@ impl Director {
             config: RwLock::new(config),
             store,
             passes: Passes::new(),
+            metrics: DirectorMetrics::default(),
         })
     }
 
@@ -92,6 +96,10 @@ impl Director {
 
     pub(crate) fn store(&self) -> &StateStore {
         &self.store
+    }
+
+    pub fn metrics(&self) -> &DirectorMetrics {
+        &self.metrics
     }
 
     pub(crate) fn passes(&self) -> &Passes {
@@ -201,6 +209,7 @@ impl Director {
             .unwrap_or_default();
         drop(leases);
         for (service, verdict) in &changed {
+            self.metrics.health_transition(verdict.up, "agent");
             if verdict.up {
                 info!(realserver = %name, %service, "{name} up: its agent's self-check passes again");
             } else {

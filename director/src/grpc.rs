@@ -90,99 +90,13 @@ impl RegistryService {
         let name = self.director.lease_holder(lease_id).ok_or_else(|| {
             Status::not_found(format!("unknown lease {lease_id}: register again"))
         })?;
-        self.director.access().realserver(caller, &name, None).inspect_err(|e| {
+        self.director.access().realserver(caller, &name, None).map_err(|e| {
             tracing::warn!(target: "audit", %caller, action = "lease", target = %name, result = %e.message(), "audit: lease use refused");
+            self.director.metrics().refused(e)
         })
     }
-}
 
-/// One audit line per admin action: who, what, on whom, and how it ended.
-fn audit<T>(caller: &Caller, action: &str, target: &str, result: &Result<T, Status>) {
-    match result {
-        Ok(_) => {
-            tracing::info!(target: "audit", %caller, action, target, result = "ok", "audit: admin action")
-        }
-        Err(e) => {
-            tracing::warn!(target: "audit", %caller, action, target, result = %e.message(), "audit: admin action refused")
-        }
-    }
-}
-
-#[tonic::async_trait]
-impl pb::registry_server::Registry for RegistryService {
-    async fn register(
-        &self,
-        request: Request<pb::RegisterRequest>,
-    ) -> Result<Response<pb::RegisterResponse>, Status> {
-        let caller = Caller::of(&request);
-        let req = request.into_inner();
-        name_field("name", &req.name)?;
-        let address: IpAddr = domain::parse_unicast(&req.address)
-            .map_err(|p| invalid("address", format!("{:?} {p}", req.address)))?;
-        if req.services.is_empty() {
-            return Err(invalid("services", "at least one service is required"));
-        }
-        let mut weights = BTreeMap::new();
-        for (i, s) in req.services.iter().enumerate() {
-            name_field(&format!("services[{i}].service"), &s.service)?;
-            let weight = weight_field(&format!("services[{i}].weight"), s.weight)?;
-            if weights.insert(s.service.clone(), weight).is_some() {
-                return Err(invalid(
-                    &format!("services[{i}].service"),
-                    format!("{:?} is listed twice", s.service),
-                ));
-            }
-        }
-        let access = self.director.access();
-        let allowed = access
-            .realserver(&caller, &req.name, Some(address))
-            .and_then(|()| access.bound_to_connection(&req.name, address, caller.peer_ip()));
-        if let Err(refused) = allowed {
-            tracing::warn!(target: "audit", %caller, action = "register", target = %req.name, %address,
-                result = %refused.message(), "audit: registration refused");
-            return Err(refused);
-        }
-        let registered = self.director.register(&req.name, address, weights);
-        if let Err(error @ DirectorError::Registry(RegistryError::NameTaken { .. })) = &registered {
-            // A second agent under a live name: a cloned realserver or a copied certificate.
-            tracing::warn!(target: "audit", %caller, action = "register", target = %req.name, %address,
-                result = %error, "audit: registration refused");
-        }
-        let (lease, services) = registered?;
-        Ok(Response::new(pb::RegisterResponse {
-            lease_id: lease.id,
-            lease_ttl_ms: millis(lease.ttl),
-            bindings: services
-                .into_iter()
-                .map(|s| pb::ServiceBinding {
-                    service: s.name.clone(),
-                    vip: s.vip.to_string(),
-                    port: u32::from(s.port),
-                    protocol: proto_protocol(s.protocol).into(),
-                    check: Some(pb::HealthCheck {
-                        r#type: s.check.kind.to_string(),
-                        interval_ms: millis(s.check.interval),
-                        timeout_ms: millis(s.check.timeout),
-                        fall: s.check.fall,
-                        rise: s.check.rise,
-                    }),
-                })
-                .collect(),
-        }))
-    }
-
-    async fn confirm(
-        &self,
-        request: Request<pb::ConfirmRequest>,
-    ) -> Result<Response<pb::ConfirmResponse>, Status> {
-        let caller = Caller::of(&request);
-        let req = request.into_inner();
-        self.lease_holder(&caller, &req.lease_id)?;
-        self.director.confirm(&req.lease_id).await?;
-        Ok(Response::new(pb::ConfirmResponse {}))
-    }
-
-    async fn heartbeat(
+    async fn heartbeat_checked(
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
@@ -213,6 +127,112 @@ impl pb::registry_server::Registry for RegistryService {
         Ok(Response::new(pb::HeartbeatResponse {
             lease_ttl_ms: millis(ttl),
         }))
+    }
+
+    async fn register_checked(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let caller = Caller::of(&request);
+        let req = request.into_inner();
+        name_field("name", &req.name)?;
+        let address: IpAddr = domain::parse_unicast(&req.address)
+            .map_err(|p| invalid("address", format!("{:?} {p}", req.address)))?;
+        if req.services.is_empty() {
+            return Err(invalid("services", "at least one service is required"));
+        }
+        let mut weights = BTreeMap::new();
+        for (i, s) in req.services.iter().enumerate() {
+            name_field(&format!("services[{i}].service"), &s.service)?;
+            let weight = weight_field(&format!("services[{i}].weight"), s.weight)?;
+            if weights.insert(s.service.clone(), weight).is_some() {
+                return Err(invalid(
+                    &format!("services[{i}].service"),
+                    format!("{:?} is listed twice", s.service),
+                ));
+            }
+        }
+        let access = self.director.access();
+        let allowed = access
+            .realserver(&caller, &req.name, Some(address))
+            .and_then(|()| access.bound_to_connection(&req.name, address, caller.peer_ip()));
+        if let Err(refused) = allowed {
+            tracing::warn!(target: "audit", %caller, action = "register", target = %req.name, %address,
+                result = %refused.message(), "audit: registration refused");
+            return Err(self.director.metrics().refused(refused));
+        }
+        let registered = self.director.register(&req.name, address, weights);
+        if let Err(error @ DirectorError::Registry(RegistryError::NameTaken { .. })) = &registered {
+            // A second agent under a live name: a cloned realserver or a copied certificate.
+            tracing::warn!(target: "audit", %caller, action = "register", target = %req.name, %address,
+                result = %error, "audit: registration refused");
+            self.director.metrics().count_refusal("name_taken");
+        }
+        let (lease, services) = registered?;
+        Ok(Response::new(pb::RegisterResponse {
+            lease_id: lease.id,
+            lease_ttl_ms: millis(lease.ttl),
+            bindings: services
+                .into_iter()
+                .map(|s| pb::ServiceBinding {
+                    service: s.name.clone(),
+                    vip: s.vip.to_string(),
+                    port: u32::from(s.port),
+                    protocol: proto_protocol(s.protocol).into(),
+                    check: Some(pb::HealthCheck {
+                        r#type: s.check.kind.to_string(),
+                        interval_ms: millis(s.check.interval),
+                        timeout_ms: millis(s.check.timeout),
+                        fall: s.check.fall,
+                        rise: s.check.rise,
+                    }),
+                })
+                .collect(),
+        }))
+    }
+}
+
+/// One audit line per admin action: who, what, on whom, and how it ended.
+fn audit<T>(caller: &Caller, action: &str, target: &str, result: &Result<T, Status>) {
+    match result {
+        Ok(_) => {
+            tracing::info!(target: "audit", %caller, action, target, result = "ok", "audit: admin action")
+        }
+        Err(e) => {
+            tracing::warn!(target: "audit", %caller, action, target, result = %e.message(), "audit: admin action refused")
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::registry_server::Registry for RegistryService {
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let outcome = self.register_checked(request).await;
+        self.director.metrics().registration(&outcome);
+        outcome
+    }
+
+    async fn confirm(
+        &self,
+        request: Request<pb::ConfirmRequest>,
+    ) -> Result<Response<pb::ConfirmResponse>, Status> {
+        let caller = Caller::of(&request);
+        let req = request.into_inner();
+        self.lease_holder(&caller, &req.lease_id)?;
+        self.director.confirm(&req.lease_id).await?;
+        Ok(Response::new(pb::ConfirmResponse {}))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<pb::HeartbeatRequest>,
+    ) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let outcome = self.heartbeat_checked(request).await;
+        self.director.metrics().heartbeat(&outcome);
+        outcome
     }
 
     async fn deregister(
@@ -257,7 +277,10 @@ impl AdminService {
         action: impl for<'a> FnOnce(&'a Director, &'a str) -> AdminFuture<'a>,
     ) -> Result<Response<pb::AdminResponse>, Status> {
         let result = async {
-            self.director.access().admin(caller)?;
+            self.director
+                .access()
+                .admin(caller)
+                .map_err(|e| self.director.metrics().refused(e))?;
             name_field("name", name)?;
             if let Some(weight) = weight {
                 weight_field("weight", weight)?;

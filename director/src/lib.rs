@@ -11,6 +11,7 @@ pub mod grpc_standard;
 pub mod health;
 pub mod host;
 pub mod lbctl;
+pub mod metrics;
 pub mod plan;
 pub mod reconciler;
 pub mod registry;

@@ -25,7 +25,7 @@ use crate::director::Director;
 use crate::health::{HealthMap, HealthMonitor, Targets};
 use crate::host::{AddressBackend, HostSetup};
 use crate::plan::plan;
-use crate::table::ObservedTable;
+use crate::table::{DesiredTable, ObservedTable};
 
 mod bookkeeping;
 use bookkeeping::{adopt, forget_gone, host_services, next_retire_deadline, track_retiring};
@@ -63,6 +63,8 @@ pub struct Snapshot {
     pub observed: ObservedTable,
     /// The probes' verdicts this pass used.
     pub health: Arc<HealthMap>,
+    /// The table this pass aimed at (the metrics' desired weights).
+    pub desired: DesiredTable,
     /// None until the first pass.
     pub taken: Option<Instant>,
 }
@@ -194,7 +196,7 @@ impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
     /// The reconciler, and the health monitor it feeds (the daemon runs it beside).
     pub fn new(director: Arc<Director>, ipvs: I, host: HostSetup<A>) -> (Self, HealthMonitor) {
         let (targets, wanted) = watch::channel(Targets::new());
-        let monitor = HealthMonitor::new(wanted);
+        let monitor = HealthMonitor::new(wanted).counting(director.metrics().clone());
         let health = monitor.health();
         let reconciler = Reconciler {
             director,
@@ -334,7 +336,9 @@ impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
         let director = self.director.clone();
         let passes = director.passes();
         passes.set_busy(true);
+        let started = std::time::Instant::now();
         let result = self.pass_inner(&director).await;
+        director.metrics().pass(started.elapsed(), result.is_ok());
         passes.set_busy(false);
         result
     }
@@ -398,6 +402,7 @@ impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
         if !ops.is_empty() {
             let results = self.ipvs.apply(&ops).await?;
             for (op, result) in ops.iter().zip(results) {
+                director.metrics().ipvs_op(op, result.is_ok());
                 match result {
                     Ok(()) => {
                         report.applied += 1;
@@ -426,7 +431,7 @@ impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
         if self.host_due {
             self.set_up_host(director).await;
         }
-        publish_snapshot(director, after, health);
+        publish_snapshot(director, after, health, wanted);
         Ok(report)
     }
 
@@ -472,10 +477,16 @@ impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
     }
 }
 
-fn publish_snapshot(director: &Director, observed: ObservedTable, health: Arc<HealthMap>) {
+fn publish_snapshot(
+    director: &Director,
+    observed: ObservedTable,
+    health: Arc<HealthMap>,
+    desired: DesiredTable,
+) {
     let snapshot = Arc::new(Snapshot {
         observed,
         health,
+        desired,
         taken: Some(Instant::now()),
     });
     director

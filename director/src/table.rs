@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use lb_ipvs::{
     Destination, DestinationEntry, DestinationKey, IpvsBackend, IpvsError, IpvsOp, Service,
-    ServiceEntry, ServiceKey, Timeouts,
+    ServiceEntry, ServiceKey, Stats, Timeouts,
 };
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -33,6 +33,9 @@ pub struct ObservedTable {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedService {
     pub service: Service,
+    /// The kernel's counters for the service as of the read (`ipvsadm -L -n --stats`), for the
+    /// metrics; a service added by the pass starts at zero.
+    pub stats: Stats,
     pub destinations: BTreeMap<DestinationKey, DestinationEntry>,
 }
 
@@ -59,6 +62,7 @@ impl ObservedTable {
                 entry.service.key,
                 ObservedService {
                     service: entry.service,
+                    stats: entry.stats,
                     destinations: destinations
                         .into_iter()
                         .map(|d| (d.destination.key(), d))
@@ -79,6 +83,7 @@ impl ObservedTable {
                     .entry(service.key)
                     .or_insert_with(|| ObservedService {
                         service: service.clone(),
+                        stats: Stats::default(),
                         destinations: BTreeMap::new(),
                     });
                 entry.service = service.clone();

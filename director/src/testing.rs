@@ -62,6 +62,9 @@ pub fn ssh_key() -> ServiceKey {
 
 pub struct TestDirector {
     pub addr: SocketAddr,
+    /// Where `GET /metrics` answers (on 127.0.0.1, whatever the config's `metrics_listen`);
+    /// None when the config says "".
+    pub metrics_addr: Option<SocketAddr>,
     pub ipvs: Arc<MemoryIpvs>,
     /// The interfaces (eth0) and the VIPs the director put on them.
     pub addresses: Arc<MemoryAddresses>,
@@ -100,6 +103,11 @@ impl TestDirector {
             .await
             .unwrap();
         let addr = listener.local_addr().unwrap();
+        let metrics = match config.metrics_listen {
+            Some(_) => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            None => None,
+        };
+        let metrics_addr = metrics.as_ref().map(|l| l.local_addr().unwrap());
         let shutdown = CancellationToken::new();
         let sysctl_root = fake_proc_sys(state_dir);
         let addresses = Arc::new(MemoryAddresses::with_interfaces(&["eth0"]));
@@ -109,6 +117,7 @@ impl TestDirector {
             config: Arc::new(config),
             config_path: config_path.clone(),
             listener,
+            metrics,
         };
         let task = tokio::spawn(daemon::run(
             startup,
@@ -119,6 +128,7 @@ impl TestDirector {
         ));
         TestDirector {
             addr,
+            metrics_addr,
             ipvs,
             addresses,
             state_dir: state_dir.to_owned(),
@@ -133,6 +143,16 @@ impl TestDirector {
     pub async fn reload_with(&self, text: &str) -> ReloadOutcome {
         std::fs::write(&self.config_path, text).unwrap();
         self.reloads.reload().await
+    }
+
+    /// One scrape of `GET /metrics`, parsed.
+    pub async fn scrape(&self) -> lb_shared::metrics::Samples {
+        let addr = self.metrics_addr.expect("this director serves no metrics");
+        let (status, body) = lb_shared::metrics::scrape(addr, "GET", "/metrics")
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{body}");
+        lb_shared::metrics::Samples::parse(&body).unwrap()
     }
 
     pub fn url(&self) -> String {

@@ -9,9 +9,9 @@ use lb_proto as pb;
 use crate::config::ServiceConfig;
 use crate::director::Director;
 use crate::grpc::proto_protocol;
-use crate::health::{HealthMap, TargetKey};
+use crate::health::{HealthMap, HealthStatus, TargetKey};
 use crate::reconciler::unix_now;
-use crate::registry::{LeaseState, RealServer};
+use crate::registry::{AgentVerdict, LeaseState, RealServer};
 use crate::state::State;
 use crate::table::ObservedService;
 
@@ -95,6 +95,35 @@ pub fn status(director: &Director) -> pb::StatusResponse {
     pb::StatusResponse { services, refused }
 }
 
+/// Why a destination counts as down: the director's probe first, then the agent's own check.
+pub(crate) enum Down<'a> {
+    Probe(&'a HealthStatus),
+    Agent(&'a AgentVerdict),
+}
+
+/// The destination at `addr` of a checked `service`: None while it counts as up (no verdict
+/// yet counts as up, as the desired table does).
+pub(crate) fn down<'a>(
+    service: &ServiceConfig,
+    addr: IpAddr,
+    health: &'a HealthMap,
+    realservers: &'a [RealServer],
+) -> Option<Down<'a>> {
+    let key = TargetKey {
+        service: service.name.clone(),
+        addr: SocketAddr::new(addr, service.port_of(addr)),
+    };
+    if let Some(probe) = health.get(&key).filter(|h| !h.up) {
+        return Some(Down::Probe(probe));
+    }
+    realservers
+        .iter()
+        .find(|rs| rs.address == addr)
+        .and_then(|rs| rs.agent_health.get(&service.name))
+        .filter(|v| !v.up)
+        .map(Down::Agent)
+}
+
 /// The Health column: `up`, or `down` with the reason and since when; the director's probe
 /// first, then the agent's own check (its reason prefixed `agent:`).
 fn fill_health(
@@ -106,23 +135,18 @@ fn fill_health(
     let Ok(addr) = row.address.parse::<IpAddr>() else {
         return;
     };
-    let key = TargetKey {
-        service: service.name.clone(),
-        addr: SocketAddr::new(addr, service.port_of(addr)),
-    };
-    let probe = health.get(&key);
-    let agent = realservers
-        .iter()
-        .find(|rs| rs.address == addr)
-        .and_then(|rs| rs.agent_health.get(&service.name));
     row.health = "up".to_owned();
-    if let Some(h) = probe.filter(|h| !h.up) {
-        row.health = "down".to_owned();
-        row.health_reason = h.short_reason().unwrap_or("down").to_owned();
-        row.health_seconds = h.since.elapsed().as_secs();
-    } else if let Some(v) = agent.filter(|v| !v.up) {
-        row.health = "down".to_owned();
-        row.health_reason = format!("agent: {}", v.reason);
+    match down(service, addr, health, realservers) {
+        None => {}
+        Some(Down::Probe(h)) => {
+            row.health = "down".to_owned();
+            row.health_reason = h.short_reason().unwrap_or("down").to_owned();
+            row.health_seconds = h.since.elapsed().as_secs();
+        }
+        Some(Down::Agent(v)) => {
+            row.health = "down".to_owned();
+            row.health_reason = format!("agent: {}", v.reason);
+        }
     }
 }
 

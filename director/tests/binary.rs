@@ -49,7 +49,7 @@ fn a_kernel_without_ipvs_is_a_clear_error() {
         eprintln!("skipped: this kernel has IPVS (the lab covers the real path)");
         return;
     }
-    let out = director("listen = \"127.0.0.1:0\"\nstate_dir = \"/tmp/lb-director-test-noipvs\"\n[[service]]\nname = \"s\"\nvip = \"10.0.0.100\"\nport = 22\ninterface = \"eth0\"\n");
+    let out = director("listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\nstate_dir = \"/tmp/lb-director-test-noipvs\"\n[[service]]\nname = \"s\"\nvip = \"10.0.0.100\"\nport = 22\ninterface = \"eth0\"\n");
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

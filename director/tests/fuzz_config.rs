@@ -23,6 +23,7 @@ const PATH: &str = "/etc/lb/director.toml";
 const EXAMPLE: &str = include_str!("../../deploy/director.example.toml");
 const KNOWN: &[&str] = &[
     "listen",
+    "metrics_listen",
     "state_dir",
     "lease_ttl",
     "resync_interval",
@@ -275,6 +276,8 @@ fn to_toml(config: &DirectorConfig) -> String {
     let mut root = Table::new();
     let string = |s: String| Value::String(s);
     root.insert("listen".into(), string(config.listen.to_string()));
+    let metrics = config.metrics_listen.map(|a| a.to_string());
+    root.insert("metrics_listen".into(), string(metrics.unwrap_or_default()));
     let state_dir = config.state_dir.to_str().unwrap().to_owned();
     root.insert("state_dir".into(), string(state_dir));
     root.insert(

@@ -135,6 +135,11 @@ async fn a_registration_must_come_from_the_address_it_claims() {
         err.message()
     );
     assert!(director.table().await.is_empty());
+    let s = director.scrape().await;
+    assert_eq!(
+        s.value("lb_refusals_total", &[("reason", "wrong_source")]),
+        Some(1.0)
+    );
     director.stop().await.unwrap();
 }
 
@@ -177,6 +182,19 @@ async fn an_agent_registers_only_under_its_own_name_from_its_listed_address() {
     assert!(
         director.table().await.is_empty(),
         "a refused registration changed the table"
+    );
+    // Each refusal counted by its reason (issue 11's lb_refusals_total).
+    let s = director.scrape().await;
+    for reason in ["wrong_certificate", "wrong_address", "unlisted_realserver"] {
+        assert_eq!(
+            s.value("lb_refusals_total", &[("reason", reason)]),
+            Some(1.0),
+            "{reason}"
+        );
+    }
+    assert_eq!(
+        s.value("lb_registrations_total", &[("result", "refused")]),
+        Some(3.0)
     );
 
     // The right certificate from the right address joins, within its listed network too.

@@ -6,6 +6,7 @@
 //! address = "129.129.190.175"        # this realserver's address (RIP) as the director reaches it
 //! rule_check_interval = "5s"         # optional: how often the REDIRECT rules are checked
 //! deregister_timeout = "3s"          # optional: how long a stop waits for the director
+//! metrics_listen = "127.0.0.1:9771"  # optional: GET /metrics for Prometheus; "" serves none
 //! [[service]]
 //! name = "llc-ssh"                   # joins the director's service of that name
 //! weight = 1                         # optional: 0..=65535, default 1
@@ -17,7 +18,7 @@
 //!
 //! Every key is checked before anything is touched, and every problem is reported at once.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -47,6 +48,8 @@ pub struct AgentConfig {
     pub rule_check_interval: Duration,
     /// How long a stop waits for the director to take the deregistration.
     pub deregister_timeout: Duration,
+    /// Plain HTTP `GET /metrics` for Prometheus; None serves no metrics.
+    pub metrics_listen: Option<SocketAddr>,
     /// Pacing of retries while the director is unreachable or refuses; not in the file (the
     /// defaults suit every deployment), but tests shorten it.
     pub retry: RetryPolicy,
@@ -54,6 +57,10 @@ pub struct AgentConfig {
     /// either, for the same reason.
     pub iptables_timeout: Duration,
 }
+
+/// Loopback, like the director's 9770: exposing metrics is the operator's choice.
+pub const DEFAULT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9771);
 
 /// Far longer than iptables takes on a busy host, and short enough that a stop (deregister,
 /// then remove: about three calls per rule, bounded as a whole at 10 s) ends within systemd's
@@ -174,6 +181,7 @@ fn read(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Op
     let address = root.required("address", parse_unicast);
     let rule_check_interval = positive_duration(root, "rule_check_interval", 5);
     let deregister_timeout = positive_duration(root, "deregister_timeout", 3);
+    let metrics_listen = root.optional("metrics_listen", lb_shared::metrics::parse_listen);
     let services = read_services(root);
     Some(AgentConfig {
         director: director?,
@@ -183,6 +191,7 @@ fn read(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Op
         services: services?,
         rule_check_interval: rule_check_interval?,
         deregister_timeout: deregister_timeout?,
+        metrics_listen: metrics_listen?.unwrap_or(Some(DEFAULT_METRICS_LISTEN)),
         retry: RetryPolicy::default(),
         iptables_timeout: IPTABLES_TIMEOUT,
     })

@@ -5,6 +5,9 @@
 //! Like a reconciler, it compares what is wanted with what is there and acts on the difference,
 //! so running any step twice changes nothing the second time.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use tracing::{info, warn};
 
 use crate::rules::{Ensured, RedirectRule, Removed, RuleBackend, RuleError};
@@ -14,6 +17,36 @@ pub struct RuleKeeper<R> {
     /// The rules of the last registration; kept while the director is away, because an
     /// established setup must keep serving through a director restart.
     desired: Vec<RedirectRule>,
+    /// Whether each kept rule was in place at its last install or check, for the metrics;
+    /// shared so a scrape never waits for an iptables call.
+    presence: RulePresence,
+}
+
+/// Each kept rule, and whether it was in the nat table at the last look.
+#[derive(Debug, Clone, Default)]
+pub struct RulePresence(Arc<Mutex<BTreeMap<RedirectRule, bool>>>);
+
+impl RulePresence {
+    pub fn snapshot(&self) -> BTreeMap<RedirectRule, bool> {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<RedirectRule, bool>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Only `kept` are shown; one not looked at yet counts as absent.
+    fn keep(&self, kept: &[RedirectRule]) {
+        let mut map = self.lock();
+        map.retain(|rule, _| kept.contains(rule));
+        for rule in kept {
+            map.entry(rule.clone()).or_insert(false);
+        }
+    }
+
+    fn set(&self, rule: &RedirectRule, present: bool) {
+        self.lock().insert(rule.clone(), present);
+    }
 }
 
 /// What [`RuleKeeper::apply`] did.
@@ -30,7 +63,19 @@ impl<R: RuleBackend> RuleKeeper<R> {
         RuleKeeper {
             backend,
             desired: Vec::new(),
+            presence: RulePresence::default(),
         }
+    }
+
+    pub fn presence(&self) -> RulePresence {
+        self.presence.clone()
+    }
+
+    /// `ensure` of one kept rule, its outcome noted for the metrics.
+    async fn ensure(&self, rule: &RedirectRule) -> Result<Ensured, RuleError> {
+        let ensured = self.backend.ensure(rule).await;
+        self.presence.set(rule, ensured.is_ok());
+        ensured
     }
 
     pub fn backend(&self) -> &R {
@@ -58,9 +103,10 @@ impl<R: RuleBackend> RuleKeeper<R> {
     /// the registration without it.
     pub async fn install(&mut self, desired: Vec<RedirectRule>) -> Result<Applied, RuleError> {
         self.desired = desired;
+        self.presence.keep(&self.desired);
         let mut applied = Applied::default();
         for rule in &self.desired {
-            match self.backend.ensure(rule).await? {
+            match self.ensure(rule).await? {
                 Ensured::Added => {
                     info!(%rule, "REDIRECT rule added");
                     applied.added.push(rule.clone());
@@ -93,7 +139,7 @@ impl<R: RuleBackend> RuleKeeper<R> {
     pub async fn heal(&self) -> Result<Vec<RedirectRule>, RuleError> {
         let mut restored = Vec::new();
         for rule in &self.desired {
-            if self.backend.ensure(rule).await? == Ensured::Added {
+            if self.ensure(rule).await? == Ensured::Added {
                 warn!(%rule, "REDIRECT rule was missing (deleted by hand?): put back");
                 restored.push(rule.clone());
             }
@@ -105,6 +151,7 @@ impl<R: RuleBackend> RuleKeeper<R> {
     /// so one stuck rule does not keep the others in place; returns the first error.
     pub async fn remove_all(&mut self) -> Result<Vec<RedirectRule>, RuleError> {
         let mut targets = std::mem::take(&mut self.desired);
+        self.presence.keep(&[]);
         let mut first_error = None;
         match self.backend.owned().await {
             Ok(owned) => {

@@ -32,6 +32,7 @@ const KNOWN: &[&str] = &[
     "address",
     "rule_check_interval",
     "deregister_timeout",
+    "metrics_listen",
     "service",
     "weight",
 ];
@@ -141,6 +142,8 @@ fn to_toml(config: &AgentConfig) -> String {
     root.insert("rule_check_interval".into(), string(rule_check));
     let deregister = duration::format(config.deregister_timeout);
     root.insert("deregister_timeout".into(), string(deregister));
+    let metrics = config.metrics_listen.map(|a| a.to_string());
+    root.insert("metrics_listen".into(), string(metrics.unwrap_or_default()));
     let services = config.services.iter().map(|s| {
         let mut t = Table::new();
         t.insert("name".into(), string(s.name.clone()));

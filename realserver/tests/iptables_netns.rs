@@ -172,7 +172,7 @@ fn the_agent_binary_registers_heals_and_cleans_up_on_sigterm() {
         &config,
         format!(
             "director = \"{}\"\nname = \"llc5\"\naddress = \"198.18.0.1\"\n\
-             rule_check_interval = \"200ms\"\n[[service]]\nname = \"llc-ssh\"\n",
+             rule_check_interval = \"200ms\"\nmetrics_listen = \"\"\n[[service]]\nname = \"llc-ssh\"\n",
             director.url()
         ),
     )

@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod duration;
 pub mod health;
+pub mod metrics;
 pub mod notify;
 pub mod probe;
 pub mod reload;

@@ -3,9 +3,11 @@
 # Sourced by lab.sh (bash, set -euo pipefail); uses LAB_CACHE.
 
 # Host tools; their binaries are also what the VM image is made of.
+# prometheus is for its promtool, which checks the scraped metrics in the VM (e2e-metrics) and
+# in the host's tests; its daemon is never started (policy-rc.d below).
 LAB_PACKAGES=(
   qemu-system-x86 cpio busybox-static kmod iproute2 iptables ipvsadm nftables tcpdump
-  openssh-server openssh-client netbase
+  openssh-server openssh-client netbase prometheus
 )
 
 # How long apt waits for a dpkg lock held by someone else on this shared machine.
@@ -52,7 +54,8 @@ apt_update() {
 install_packages() {
   local missing=("$@")
   echo "lab: installing ${missing[*]}"
-  # openssh-server's postinst would start an sshd on the host; the lab only wants its binary.
+  # openssh-server's (and prometheus') postinst would start a daemon on the host; the lab only
+  # wants their binaries.
   # policy-rc.d is Debian's switch for that. Leave an existing one alone.
   local own_policy=no
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then

@@ -34,6 +34,21 @@ pub enum IpvsOp {
     SetTimeouts(Timeouts),
 }
 
+impl IpvsOp {
+    /// The operation's kind in one word, as a metric label says it: `add_service`, ...
+    pub fn kind(&self) -> &'static str {
+        match self {
+            IpvsOp::AddService(_) => "add_service",
+            IpvsOp::EditService(_) => "edit_service",
+            IpvsOp::DeleteService(_) => "delete_service",
+            IpvsOp::AddDestination { .. } => "add_destination",
+            IpvsOp::EditDestination { .. } => "edit_destination",
+            IpvsOp::DeleteDestination { .. } => "delete_destination",
+            IpvsOp::SetTimeouts(_) => "set_timeouts",
+        }
+    }
+}
+
 impl fmt::Display for IpvsOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -36,6 +36,8 @@ struct Table {
     /// While set, every dump fails with this errno, as a netlink socket in trouble does
     /// (ENOBUFS after an overrun, say).
     failing_reads: Option<i32>,
+    /// A service's counters, as traffic would leave them (set by tests; none is all zero).
+    service_stats: BTreeMap<ServiceKey, Stats>,
 }
 
 /// The in-memory IPVS table.
@@ -83,9 +85,21 @@ impl MemoryIpvs {
         Ok(())
     }
 
+    /// Sets a service's counters (`ipvsadm -L -n --stats`), as traffic would.
+    pub fn set_service_stats(&self, service: &ServiceKey, stats: Stats) -> Result<(), IpvsError> {
+        let mut table = self.lock();
+        if !table.services.contains_key(service) {
+            return Err(kernel(format!("stats of {service}"), libc::ESRCH));
+        }
+        table.service_stats.insert(*service, stats);
+        Ok(())
+    }
+
     /// `ipvsadm -C`. Tests only, like the netlink client's flush.
     pub fn flush(&self) {
-        self.lock().services.clear();
+        let mut table = self.lock();
+        table.services.clear();
+        table.service_stats.clear();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -120,6 +134,7 @@ impl Table {
             }
             IpvsOp::DeleteService(key) => {
                 self.services.remove(key).ok_or(libc::ESRCH)?;
+                self.service_stats.remove(key);
             }
             IpvsOp::AddDestination {
                 service,
@@ -265,7 +280,11 @@ impl IpvsBackend for MemoryIpvs {
             .values()
             .map(|(service, _)| ServiceEntry {
                 service: service.clone(),
-                stats: Stats::default(),
+                stats: table
+                    .service_stats
+                    .get(&service.key)
+                    .copied()
+                    .unwrap_or_default(),
             })
             .collect())
     }

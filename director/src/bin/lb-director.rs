@@ -75,6 +75,14 @@ async fn run(config: DirectorConfig, config_path: PathBuf) -> anyhow::Result<()>
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on metrics_listen {addr}"))?,
+        ),
+        None => None,
+    };
     let ipvs = NetlinkIpvs::connect().await?;
     let addresses = RtnetlinkAddresses::connect().context("opening an rtnetlink socket")?;
     let host = HostSetup::new(addresses, SysctlTree::default());
@@ -82,6 +90,7 @@ async fn run(config: DirectorConfig, config_path: PathBuf) -> anyhow::Result<()>
         config: Arc::new(config),
         config_path,
         listener,
+        metrics,
     };
     lb_director::daemon::run(startup, ipvs, host, shutdown, reloads).await?;
     Ok(())

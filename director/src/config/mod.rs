@@ -21,6 +21,8 @@ pub const DEFAULT_PATH: &str = "/etc/lb/director.toml";
 pub struct DirectorConfig {
     /// gRPC for agents and lbctl.
     pub listen: SocketAddr,
+    /// Plain HTTP `GET /metrics` for Prometheus; None serves no metrics.
+    pub metrics_listen: Option<SocketAddr>,
     /// Where admin overrides (drain, weight) and known realservers survive restarts.
     pub state_dir: PathBuf,
     /// An agent that misses its lease for this long is quiesced.
@@ -46,6 +48,11 @@ pub struct DirectorConfig {
     /// `[[realserver]]`: who may register, from where. Required with TLS.
     pub realservers: Vec<AllowedRealServer>,
 }
+
+/// Loopback: metrics say which realservers exist and how busy they are; exposing them is the
+/// operator's choice (README, "Metrics").
+pub const DEFAULT_METRICS_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9770);
 
 pub const DEFAULT_ADMIN_SOCKET: &str = "/run/lb-director/admin.sock";
 
@@ -181,6 +188,7 @@ fn read(root: &Section) -> Option<DirectorConfig> {
         s.parse::<SocketAddr>()
             .map_err(|_| "is not an address and port: write for example \"0.0.0.0:7700\"".into())
     });
+    let metrics_listen = root.optional("metrics_listen", lb_shared::metrics::parse_listen);
     let state_dir = root.optional("state_dir", parse_absolute_path);
     let lease_ttl = root.optional("lease_ttl", |s| {
         within(s, Duration::from_millis(500), MAX_INTERVAL)
@@ -252,6 +260,16 @@ fn read(root: &Section) -> Option<DirectorConfig> {
             );
         }
     }
+    if let (Some(addr), Some(Some(Some(metrics)))) = (&listen, &metrics_listen) {
+        // Port 0 (any free port, as tests use) cannot clash.
+        if addr == metrics && addr.port() != 0 {
+            root.problem(
+                "metrics_listen",
+                &format!("\"{metrics}\""),
+                "is also the gRPC listen address: give metrics a port of its own (default 127.0.0.1:9770)",
+            );
+        }
+    }
     // `Some(None)` is "no [tls]"; `None` is a [tls] with problems, still a [tls].
     if !matches!(tls, Some(None)) && realservers.is_empty() {
         root.problem(
@@ -263,6 +281,7 @@ fn read(root: &Section) -> Option<DirectorConfig> {
 
     Some(DirectorConfig {
         listen: listen?,
+        metrics_listen: metrics_listen?.unwrap_or(Some(DEFAULT_METRICS_LISTEN)),
         state_dir: state_dir?.unwrap_or_else(|| PathBuf::from("/var/lib/lb-director")),
         lease_ttl: lease_ttl?.unwrap_or(Duration::from_secs(6)),
         resync_interval: resync?.unwrap_or(Duration::from_secs(5)),

@@ -298,5 +298,32 @@ address = "10.0.0.0/24"
             "service[1].realserver[1].name = \"b\": service[0].realserver[0] names 10.0.0.11 \"a\": use one name for one address",
             "realserver[0].name = \"a\": is a [[service.realserver]] of this config: a configured realserver has no agent; remove one of the two",
         ]
+
+#[test]
+fn metrics_listen_defaults_to_loopback_and_can_be_off() {
+    let config = DirectorConfig::parse(Path::new("director.toml"), SEED).unwrap();
+    assert_eq!(
+        config.metrics_listen,
+        Some("127.0.0.1:9770".parse().unwrap())
+    );
+    let off = DirectorConfig::parse(
+        Path::new("director.toml"),
+        &format!("metrics_listen = \"\"\n{SEED}"),
+    )
+    .unwrap();
+    assert_eq!(off.metrics_listen, None);
+    let open = DirectorConfig::parse(
+        Path::new("director.toml"),
+        &format!("metrics_listen = \"0.0.0.0:9770\"\n{SEED}"),
+    )
+    .unwrap();
+    assert_eq!(open.metrics_listen, Some("0.0.0.0:9770".parse().unwrap()));
+    assert_eq!(
+        problems(&format!("metrics_listen = \"9770\"\n{SEED}")),
+        vec!["metrics_listen = \"9770\": is not an address and port: write for example \"127.0.0.1:9770\", or \"\" to serve no metrics"]
+    );
+    assert_eq!(
+        problems(&format!("metrics_listen = \"0.0.0.0:7700\"\n{SEED}")),
+        vec!["metrics_listen = \"0.0.0.0:7700\": is also the gRPC listen address: give metrics a port of its own (default 127.0.0.1:9770)"]
     );
 }

@@ -79,6 +79,14 @@ fn fixed_keys(old: &DirectorConfig, new: &DirectorConfig) -> Result<(), String> 
     if old.listen != new.listen {
         changed.push(format!("listen (\"{}\" -> \"{}\")", old.listen, new.listen));
     }
+    if old.metrics_listen != new.metrics_listen {
+        let show = |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
+        changed.push(format!(
+            "metrics_listen (\"{}\" -> \"{}\")",
+            show(old.metrics_listen),
+            show(new.metrics_listen)
+        ));
+    }
     if old.state_dir != new.state_dir {
         changed.push(format!(
             "state_dir ({} -> {})",

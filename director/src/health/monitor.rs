@@ -17,6 +17,8 @@ use lb_shared::probe::{self, CheckKind, ProbeFailure};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
+
+use crate::metrics::DirectorMetrics;
 use tokio_util::sync::CancellationToken;
 
 use super::schedule::{ProbeResult, Schedule};
@@ -77,6 +79,8 @@ pub struct HealthMonitor<P = NetworkProber> {
     health: watch::Sender<Arc<HealthMap>>,
     prober: Arc<P>,
     permits: Arc<Semaphore>,
+    /// Where transitions are counted (`lb_health_transitions_total`).
+    metrics: DirectorMetrics,
 }
 
 impl HealthMonitor<NetworkProber> {
@@ -93,7 +97,14 @@ impl<P: Prober> HealthMonitor<P> {
             health: watch::Sender::new(Arc::new(HealthMap::new())),
             prober: Arc::new(prober),
             permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            metrics: DirectorMetrics::default(),
         }
+    }
+
+    /// Counts transitions in `metrics` (the director's) instead of a private set.
+    pub fn counting(mut self, metrics: DirectorMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The health of every target, changed only when one goes up or down or targets change.
@@ -112,6 +123,7 @@ impl<P: Prober> HealthMonitor<P> {
             results: results_tx,
             prober: self.prober.clone(),
             permits: self.permits.clone(),
+            metrics: self.metrics.clone(),
         };
         let mut targets_open = true;
         running.set_targets(&self.targets.borrow_and_update(), &self.health);
@@ -155,6 +167,7 @@ struct Running<P> {
     results: mpsc::Sender<ProbeResult>,
     prober: Arc<P>,
     permits: Arc<Semaphore>,
+    metrics: DirectorMetrics,
 }
 
 impl<P: Prober> Running<P> {
@@ -255,6 +268,7 @@ impl<P: Prober> Running<P> {
             return false;
         };
         self.log(&probe.key, &transition);
+        self.metrics.health_transition(transition.up, "probe");
         true
     }
 

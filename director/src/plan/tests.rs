@@ -53,6 +53,7 @@ fn observed(entries: &[DestinationEntry]) -> ObservedTable {
             vip(),
             ObservedService {
                 service: Service::new(vip(), "rr"),
+                stats: Default::default(),
                 destinations: entries
                     .iter()
                     .map(|e| (e.destination.key(), e.clone()))

@@ -14,13 +14,14 @@ use tokio::task::JoinHandle;
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 use tracing::{debug, error, info, info_span, Instrument};
 
-use crate::keeper::{Applied, RuleKeeper};
+use crate::keeper::{Applied, RuleKeeper, RulePresence};
 use crate::rules::{Bounded, RedirectRule, RuleBackend, RuleError};
 
 pub(crate) struct SharedRules<R> {
     keeper: Arc<Mutex<RuleKeeper<Bounded<R>>>>,
     /// The rule problem last logged, so a problem that lasts is one line, not one per check.
     problem: Arc<StdMutex<Option<String>>>,
+    presence: RulePresence,
 }
 
 impl<R> Clone for SharedRules<R> {
@@ -28,16 +29,24 @@ impl<R> Clone for SharedRules<R> {
         SharedRules {
             keeper: Arc::clone(&self.keeper),
             problem: Arc::clone(&self.problem),
+            presence: self.presence.clone(),
         }
     }
 }
 
 impl<R: RuleBackend> SharedRules<R> {
     pub(crate) fn new(backend: R, limit: Duration) -> SharedRules<R> {
+        let keeper = RuleKeeper::new(Bounded::new(backend, limit));
         SharedRules {
-            keeper: Arc::new(Mutex::new(RuleKeeper::new(Bounded::new(backend, limit)))),
+            presence: keeper.presence(),
+            keeper: Arc::new(Mutex::new(keeper)),
             problem: Arc::default(),
         }
+    }
+
+    /// Which kept rules are in place, readable without waiting for an iptables call.
+    pub(crate) fn presence(&self) -> RulePresence {
+        self.presence.clone()
     }
 
     pub(crate) async fn install(&self, rules: Vec<RedirectRule>) -> Result<Applied, RuleError> {

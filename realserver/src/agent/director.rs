@@ -63,6 +63,7 @@ impl<R: RuleBackend> Agent<R> {
         if let Err(error) = self.registry.confirm(&lease.id).await {
             return self.director_trouble(error);
         }
+        self.metrics.renewed();
         info!(lease = %lease.id, ttl = ?lease.ttl, rules = lease.rules.len(), checks = lease.checks.len(), "registered");
         for error in &lease.unchecked {
             warn!(%error, "cannot run this check here; the director's own probes still judge the service");
@@ -87,6 +88,7 @@ impl<R: RuleBackend> Agent<R> {
         let health = self.selfchecks.report();
         match self.registry.heartbeat(lease_id, health).await {
             Ok(ttl) => {
+                self.metrics.renewed();
                 if let Some(lease) = self.lease.as_mut() {
                     lease.ttl = ttl;
                 }
@@ -97,7 +99,8 @@ impl<R: RuleBackend> Agent<R> {
                 self.backoff.reset();
                 heartbeat_period(ttl)
             }
-            Err(RegistryError::LeaseUnknown { .. }) => {
+            Err(error @ RegistryError::LeaseUnknown { .. }) => {
+                self.metrics.director_error(&error);
                 info!(
                     lease = lease_id,
                     "the director does not know our lease (it restarted or the lease expired): registering again"
@@ -123,6 +126,7 @@ impl<R: RuleBackend> Agent<R> {
 
     /// Logs a director problem once per kind, publishes it, and answers the backoff delay.
     fn director_trouble(&mut self, error: RegistryError) -> Duration {
+        self.metrics.director_error(&error);
         let (kind, state, status) = match &error {
             RegistryError::Unreachable(_) => (
                 "unreachable".to_owned(),

@@ -6,6 +6,7 @@
 
 mod checks;
 mod director;
+mod metrics;
 mod reload;
 
 use std::time::Duration;
@@ -23,7 +24,9 @@ use crate::registry::{Lease, Registry, RegistryError};
 use crate::rules::{RedirectRule, RuleBackend, RuleError};
 use crate::selfcheck::{SelfChecks, Verdicts};
 use checks::SharedRules;
+use metrics::AgentMetrics;
 pub use reload::ReloadSource;
+use tokio::net::TcpListener;
 
 /// Each iptables call is bounded already; this bounds the whole removal of several rules.
 const RULE_REMOVAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -69,7 +72,8 @@ pub enum AgentError {
 }
 
 /// Runs the agent until `shutdown` is cancelled, then deregisters and removes its rules;
-/// meanwhile each request from `reloads` switches to a new config if all of it is good.
+/// meanwhile each request from `reloads` switches to a new config if all of it is good, and
+/// `metrics` (the bound `metrics_listen`, None when it is "") serves `GET /metrics`.
 /// Returns an error when the director's TLS cannot be set up (before anything is touched) or
 /// when rules may have been left behind.
 pub async fn run(
@@ -77,9 +81,10 @@ pub async fn run(
     rules: impl RuleBackend,
     shutdown: CancellationToken,
     reloads: ReloadSource,
+    metrics: Option<TcpListener>,
 ) -> Result<(), AgentError> {
     let (state, _) = watch::channel(AgentState::Starting);
-    run_with(config, rules, shutdown, reloads, state).await
+    run_with(config, rules, shutdown, reloads, state, metrics).await
 }
 
 /// [`run`], publishing each change of [`AgentState`] on `state`.
@@ -89,6 +94,7 @@ pub async fn run_with(
     shutdown: CancellationToken,
     mut reloads: ReloadSource,
     state: watch::Sender<AgentState>,
+    metrics_listener: Option<TcpListener>,
 ) -> Result<(), AgentError> {
     let span = info_span!("agent", realserver = %config.name, director = %config.director);
     async move {
@@ -102,6 +108,17 @@ pub async fn run_with(
         let checks = rules.spawn_checks(periods);
         let selfchecks = SelfChecks::new();
         let verdicts = selfchecks.subscribe();
+        let metrics = AgentMetrics::default();
+        // Served until the agent has stopped, so a scrape can see it deregister.
+        let serving = CancellationToken::new();
+        let _serving_ends_with_us = serving.clone().drop_guard();
+        let server = metrics_listener.map(|listener| {
+            let registry = metrics.registry(state.subscribe(), rules.presence());
+            tokio::spawn(
+                lb_shared::metrics::serve(listener, std::sync::Arc::new(registry), serving.clone())
+                    .instrument(info_span!("metrics")),
+            )
+        });
         let mut agent = Agent {
             registry,
             backoff: Backoff::new(config.retry),
@@ -115,6 +132,7 @@ pub async fn run_with(
             lease_renewed: tokio::time::Instant::now(),
             registered: Vec::new(),
             director_problem: None,
+            metrics,
         };
         // Ready before the director answers: a realserver must boot while its director is away.
         notify::ready();
@@ -124,7 +142,12 @@ pub async fn run_with(
         ));
         info!("started");
         agent.serve(&shutdown, &mut reloads, verdicts).await;
-        agent.stop().instrument(info_span!("shutdown")).await
+        let stopped = agent.stop().instrument(info_span!("shutdown")).await;
+        serving.cancel();
+        if let Some(server) = server {
+            let _ = server.await;
+        }
+        stopped
     }
     .instrument(span)
     .await
@@ -151,6 +174,7 @@ struct Agent<R> {
     registered: Vec<ServiceConfig>,
     /// The director trouble last logged, so an outage is one line, not one per attempt.
     director_problem: Option<String>,
+    metrics: AgentMetrics,
 }
 
 impl<R: RuleBackend> Agent<R> {

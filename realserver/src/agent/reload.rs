@@ -178,6 +178,16 @@ pub(crate) fn changes(old: &AgentConfig, new: &AgentConfig) -> Result<Vec<String
             format!("\"{}\"", new.address),
         ));
     }
+    if old.metrics_listen != new.metrics_listen {
+        let show = |a: Option<std::net::SocketAddr>| {
+            format!("\"{}\"", a.map(|a| a.to_string()).unwrap_or_default())
+        };
+        fixed.push(restart(
+            "metrics_listen",
+            show(old.metrics_listen),
+            show(new.metrics_listen),
+        ));
+    }
     if !fixed.is_empty() {
         return Err(fixed);
     }

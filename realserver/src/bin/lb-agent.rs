@@ -62,11 +62,19 @@ async fn serve(path: PathBuf) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG as u8));
         }
     };
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on metrics_listen {addr}"))?,
+        ),
+        None => None,
+    };
     let rules = tokio::task::spawn_blocking(IptablesRules::new)
         .await
         .context("iptables probe did not finish")?
         .context("cannot use iptables (is the iptables package installed?)")?;
     let reloads = ReloadSource::file(path, reloads);
-    lb_realserver::run(config, rules, stop, reloads).await?;
+    lb_realserver::run(config, rules, stop, reloads, metrics).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -307,3 +307,18 @@ fn an_https_director_needs_tls_files_and_http_takes_none() {
     );
     assert_eq!(found[1], "tls: is only used with an https:// director");
 }
+
+#[test]
+fn metrics_listen_defaults_to_loopback_and_can_be_off() {
+    let config = parse_as("llc5", SEED).unwrap();
+    assert_eq!(
+        config.metrics_listen,
+        Some("127.0.0.1:9771".parse().unwrap())
+    );
+    let off = parse_as("llc5", &format!("metrics_listen = \"\"\n{SEED}")).unwrap();
+    assert_eq!(off.metrics_listen, None);
+    assert_eq!(
+        problems(&format!("metrics_listen = \"localhost\"\n{SEED}")),
+        vec!["metrics_listen = \"localhost\": is not an address and port: write for example \"127.0.0.1:9770\", or \"\" to serve no metrics"]
+    );
+}

@@ -371,6 +371,7 @@ pub fn agent_config(director_url: &str) -> AgentConfig {
         }],
         rule_check_interval: Duration::from_millis(100),
         deregister_timeout: Duration::from_secs(1),
+        metrics_listen: None,
         retry: RetryPolicy {
             initial: Duration::from_millis(50),
             max: Duration::from_millis(400),
@@ -396,6 +397,16 @@ pub fn spawn_reloadable(
     chain: &MemoryRules,
     reloads: ReloadSource,
 ) -> RunningAgent {
+    spawn_serving(config, chain, reloads, None)
+}
+
+/// An agent that reloads from `reloads` and serves `GET /metrics` on `metrics`.
+pub fn spawn_serving(
+    config: AgentConfig,
+    chain: &MemoryRules,
+    reloads: ReloadSource,
+    metrics: Option<tokio::net::TcpListener>,
+) -> RunningAgent {
     let (state_tx, state) = watch::channel(AgentState::Starting);
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(lb_realserver::run_with(
@@ -404,6 +415,7 @@ pub fn spawn_reloadable(
         shutdown.clone(),
         reloads,
         state_tx,
+        metrics,
     ));
     RunningAgent {
         state,

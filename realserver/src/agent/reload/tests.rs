@@ -52,3 +52,16 @@ fn name_and_address_need_a_restart() {
         ])
     );
 }
+
+#[test]
+fn metrics_listen_needs_a_restart() {
+    let old = config("[[service]]\nname = \"llc-ssh\"\n");
+    let mut new = old.clone();
+    new.metrics_listen = None;
+    assert_eq!(
+        changes(&old, &new),
+        Err(vec![
+            "metrics_listen = \"\": cannot change by reload (it is \"127.0.0.1:9771\" now): restart lb-agent to change it".to_owned()
+        ])
+    );
+}
