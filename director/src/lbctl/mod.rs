@@ -31,7 +31,8 @@ pub const DEFAULT_DIRECTOR: &str = "http://127.0.0.1:7700";
     version,
     about = "Operate the LVS director: status, drain, weights",
     after_help = "Without --director or --socket, lbctl uses the director's admin socket \
-                  (/run/lb-director/admin.sock) when it exists, else http://127.0.0.1:7700."
+                  (/run/lb-director/admin.sock) when it exists, else http://127.0.0.1:7700.",
+    after_long_help = AFTER_HELP
 )]
 pub struct Cli {
     /// Director URL: http://HOST:7700, or https://HOST:7700 with --ca, --cert and --key.
@@ -70,6 +71,7 @@ pub enum Command {
     },
     /// Weight 0 on every service of a realserver (new sessions go elsewhere; open ones stay).
     Drain {
+        /// The realserver's name, as `lbctl status` shows it.
         name: String,
         /// Wait until the realserver has no active connections: a live bar on a terminal,
         /// a line per change (and every 30s) otherwise. Exit 1 at --timeout.
@@ -80,10 +82,16 @@ pub enum Command {
         timeout: Duration,
     },
     /// Give a drained realserver its weight back.
-    Undrain { name: String },
+    Undrain {
+        /// The realserver's name, as `lbctl status` shows it.
+        name: String,
+    },
     /// Override a realserver's registered weight (0..=65535) on every service.
     Weight {
+        /// The realserver's name, as `lbctl status` shows it.
         name: String,
+        /// The weight on every service of the realserver; 0 takes new sessions away like a
+        /// drain.
         #[arg(value_parser = clap::value_parser!(u32).range(0..=65535))]
         weight: u32,
     },
@@ -96,14 +104,18 @@ pub enum Command {
 pub enum CertsCommand {
     /// Create DIR/ca.pem and DIR/ca.key.
     Init {
+        /// Where the CA goes (e.g. /etc/lb/tls); the key is written mode 0600.
         dir: PathBuf,
+        /// The CA certificate's common name.
         #[arg(long, default_value = "lb cluster CA")]
         common_name: String,
     },
     /// Create DIR/NAME.pem and DIR/NAME.key signed by the CA in DIR. NAME is the identity the
     /// director checks: a realserver's name, an admin's name, or the director's own name.
     Issue {
+        /// The directory holding the CA (from `certs init`); the new files go there too.
         dir: PathBuf,
+        /// The identity: a realserver's name, an admin's name, or the director's own name.
         name: String,
         /// Another DNS name the party is reached at (repeatable).
         #[arg(long)]
@@ -113,6 +125,22 @@ pub enum CertsCommand {
         ip: Vec<IpAddr>,
     },
 }
+
+// Headings ("Files:") become man page sections; keep each entry on its own indented line.
+const AFTER_HELP: &str = "\
+Finding the director:
+  --socket PATH, else --director URL (or LBCTL_DIRECTOR), else the admin socket
+  /run/lb-director/admin.sock when it exists (on the director host, as root),
+  else http://127.0.0.1:7700. An https:// director needs --ca, --cert and --key.
+
+Exit status:
+  0    done (drain --wait: the realserver has no active connection left)
+  1    refused, unreachable, or drain --wait gave up at --timeout
+  2    usage error
+  130  Ctrl-C during drain --wait (the realserver stays drained)
+
+See also:
+  lb-director(8), lb-agent(8), ipvsadm(8)";
 
 /// Where lbctl talks to the director.
 #[derive(Debug, Clone, PartialEq, Eq)]
