@@ -133,13 +133,14 @@ async fn drain_wait_on_a_terminal_shows_a_live_bar_then_the_result() {
     let lbctl = Lbctl::on_terminal(&director.url(), &["drain", "llc5", "--wait"]);
     lbctl
         .wait_for_text("the bar with two sessions", |t| {
-            t.contains("llc5: 2 of 2 session(s) left, 0 inactive [") && t.contains("to the timeout")
+            t.contains("llc5: 2 of 2 sessions left, 0 inactive [ ")
+                && t.contains("(timeout in 7h59m")
         })
         .await;
     director.connections("10.0.0.11", 1, 1);
     lbctl
         .wait_for_text("the bar moving to one session", |t| {
-            t.contains("1 of 2 session(s) left, 1 inactive [===============")
+            t.contains("1 of 2 sessions left, 1 inactive [=====")
         })
         .await;
     director.connections("10.0.0.11", 0, 1);
@@ -148,8 +149,17 @@ async fn drain_wait_on_a_terminal_shows_a_live_bar_then_the_result() {
             t.contains("llc5 is drained: no active connections (after ")
         })
         .await;
+    let text = lbctl.text();
     let (code, stderr) = lbctl.finish().await;
     assert_eq!(code, Some(0), "{stderr}");
+    // Every redraw fits the terminal's 120 columns (no wrapped line to clear above).
+    for line in text.split(['\r', '\n']) {
+        assert!(line.chars().count() <= 120 + 8, "too wide: {line:?}");
+    }
+    assert!(
+        !text.contains("\x1b[1A"),
+        "a redraw spanned two lines: {text:?}"
+    );
     director.stop().await.unwrap();
 }
 

@@ -93,7 +93,8 @@ enum Report {
 impl Report {
     fn bar(name: &str, timeout: Duration) -> Report {
         let style = ProgressStyle::with_template(
-            "{spinner} {prefix}: {msg} [{bar:30}] {elapsed_precise} elapsed, {left} to the timeout",
+            // wide_bar takes what the terminal has left, so the line fits 80 columns.
+            "{spinner} {prefix}: {msg} [{wide_bar}] {elapsed_precise} (timeout in {left})",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ")
@@ -103,10 +104,11 @@ impl Report {
                 let _ = w.write_str(&clock(timeout.saturating_sub(state.elapsed())));
             },
         );
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stdout())
+        // Length 1, position 0: an empty bar until the first count gives the real length.
+        let bar = ProgressBar::with_draw_target(Some(1), ProgressDrawTarget::stdout())
             .with_style(style)
             .with_prefix(name.to_owned())
-            .with_message("waiting for the director's first count");
+            .with_message("waiting for the first count");
         // Redrawn every second, so elapsed and the spinner move while the counts do not.
         bar.enable_steady_tick(Duration::from_secs(1));
         Report::Bar { bar, most: 0 }
@@ -129,10 +131,10 @@ impl Report {
         match self {
             Report::Bar { bar, most } => {
                 *most = (*most).max(progress.active_conn);
-                bar.set_length(u64::from(*most));
+                bar.set_length(u64::from((*most).max(1)));
                 bar.set_position(u64::from(*most - progress.active_conn));
                 bar.set_message(format!(
-                    "{} of {} session(s) left, {} inactive",
+                    "{} of {} sessions left, {} inactive",
                     progress.active_conn, most, progress.inact_conn
                 ));
                 Ok(())
