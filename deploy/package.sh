@@ -27,6 +27,11 @@ cargo run --release --locked -q -p lb-cli-docs -- "$target/release/cli-docs"
 # -n: no name or time stamp inside, so the same pages give the same bytes.
 gzip -9n "$target"/release/cli-docs/man/man*/*
 # --strip: the release profile keeps line tables for backtraces; the packages do without them.
-cargo deb --no-build --locked --strip -p lb-director
-cargo deb --no-build --locked --strip -p lb-realserver
+# LB_DEB_MAINTAINER="Name <address>" replaces the placeholder Maintainer of the metadata.
+deb=(cargo deb --no-build --locked --strip)
+if [ -n "${LB_DEB_MAINTAINER:-}" ]; then
+  deb+=(--maintainer "$LB_DEB_MAINTAINER")
+fi
+"${deb[@]}" -p lb-director
+"${deb[@]}" -p lb-realserver
 ls -1 "$target"/debian/lb-director_*.deb "$target"/debian/lb-agent_*.deb
