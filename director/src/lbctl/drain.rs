@@ -58,8 +58,14 @@ pub(super) async fn wait_drained(
                     after: timeout,
                 });
             }
-            // The director ends the stream only after the last report (active 0).
-            Ok(None) => break,
+            // The director ends the stream after the report of 0, or when it goes away.
+            Ok(None) => {
+                report.stop();
+                return Err(LbctlError::WatchEnded {
+                    name: name.to_owned(),
+                    active: active.unwrap_or(0),
+                });
+            }
             Ok(Some(progress)) => progress.inspect_err(|_| report.stop())?,
         };
         active = Some(progress.active_conn);

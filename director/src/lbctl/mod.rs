@@ -195,6 +195,8 @@ pub enum LbctlError {
         active: u32,
         after: Duration,
     },
+    #[error("the director ended the watch before {name} was drained ({active} active connection(s) left); it stays drained: wait again with lbctl drain {name} --wait")]
+    WatchEnded { name: String, active: u32 },
     #[error("{0}")]
     Interrupted(String),
     #[error("writing output: {0}")]
