@@ -135,7 +135,7 @@ Finding the director:
 
 Exit status:
   0    done (drain --wait: the realserver has no active connection left)
-  1    refused, unreachable, or drain --wait gave up at --timeout
+  1    refused, unreachable, or drain --wait gave up at --timeout or lost the director
   2    usage error
   130  Ctrl-C during drain --wait (the realserver stays drained)
 
