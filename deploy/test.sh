@@ -2,7 +2,8 @@
 # Runs every test of the project on a fresh Debian 12 machine of this kind, as root:
 # formatting, lints, unit / component / loopback gRPC tests (health and reflection through
 # Python's grpcio, installed here in a venv), network-namespace tests (iptables,
-# rtnetlink), a longer fuzz run, the systemd unit check, and the real-kernel VM lab (IPVS
+# rtnetlink), a longer fuzz run, the systemd unit check, the Debian packages on a clean Debian 12
+# root (deploy/package-test.sh), and the real-kernel VM lab (IPVS
 # contract suite, director, end-to-end LVS-DR with real OpenSSH, the demo, the lab's self-test). Installs what it lacks with apt-get. Exit 0 only if all
 # of it passed.
 #
@@ -28,7 +29,7 @@ step() { printf '\n=== %s\n' "$*"; }
 
 step "host packages"
 missing=()
-for pair in ip:iproute2 iptables:iptables systemd-analyze:systemd nsenter:util-linux sysctl:procps; do
+for pair in ip:iproute2 iptables:iptables systemd-analyze:systemd nsenter:util-linux sysctl:procps man:man-db; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -81,6 +82,9 @@ deploy/fuzz.sh
 
 step "systemd units"
 deploy/systemd/verify.sh
+
+step "Debian packages: build, install, check and purge on a clean Debian 12 root"
+deploy/package-test.sh
 
 if [ "$lab" -eq 1 ]; then
   step "release binaries for the lab"

@@ -2,12 +2,14 @@
 # Checks deploy/systemd/*.service with `systemd-analyze verify` and fails on any complaint
 # about them (verify exits 0 on mere warnings, such as an unknown key, so its output is read).
 #
-# The units name /usr/local/sbin/lb-agent and lb-director, which verify requires to exist. When
-# they are not installed, the check runs in a private mount namespace (root only) where a tmpfs
-# over /usr/local/sbin holds stand-ins; nothing on the host changes.
+# The units name /usr/sbin/lb-agent and lb-director (where the packages put them), which verify
+# requires to exist. When they are not installed, the check runs in a private mount namespace
+# (root only) where an overlay on /usr/sbin adds stand-ins; nothing on the host changes.
+# deploy/package-test.sh verifies the units again as the packages install them.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
+# verify.sh [DIR]: the units in DIR (default: this directory, the repository's units).
+here=${1:-$(cd "$(dirname "$0")" && pwd)}
 units=(lb-agent.service lb-director.service)
 
 if ! command -v systemd-analyze >/dev/null; then
@@ -25,7 +27,7 @@ run_verify() {
     systemd-analyze verify --man=no "${paths[@]}" 2>&1 || true
 }
 
-if [[ -x /usr/local/sbin/lb-agent && -x /usr/local/sbin/lb-director ]]; then
+if [[ -x /usr/sbin/lb-agent && -x /usr/sbin/lb-director ]]; then
     output=$(run_verify)
 elif [[ $(id -u) -eq 0 ]] && command -v unshare >/dev/null; then
     export -f run_verify
@@ -34,15 +36,19 @@ elif [[ $(id -u) -eq 0 ]] && command -v unshare >/dev/null; then
     output=$(unshare --mount --propagation private bash -c '
         set -euo pipefail
         read -r -a units <<<"$units_list"
-        mount -t tmpfs lb-verify /usr/local/sbin
+        # The overlay keeps the rest of /usr/sbin visible; its layers live in a tmpfs.
+        scratch=$(mktemp -d)
+        mount -t tmpfs lb-verify "$scratch"
+        mkdir "$scratch/upper" "$scratch/work"
         for binary in lb-agent lb-director; do
-            printf "#!/bin/sh\nexit 0\n" >"/usr/local/sbin/$binary"
-            chmod 755 "/usr/local/sbin/$binary"
+            printf "#!/bin/sh\nexit 0\n" >"$scratch/upper/$binary"
+            chmod 755 "$scratch/upper/$binary"
         done
+        mount -t overlay lb-verify -o "lowerdir=/usr/sbin,upperdir=$scratch/upper,workdir=$scratch/work" /usr/sbin
         run_verify
     ')
 else
-    echo "verify.sh: /usr/local/sbin/lb-agent and lb-director are not installed, and only root" >&2
+    echo "verify.sh: /usr/sbin/lb-agent and lb-director are not installed, and only root" >&2
     echo "can stand them in; run as root or install the binaries first" >&2
     exit 2
 fi

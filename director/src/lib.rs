@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod certs;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod desired;

@@ -151,10 +151,15 @@ async fn drain_wait_returns_once_active_connections_end() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("llc5: ActiveConn 1 InActConn 0"), "{text}");
+    assert!(text.contains("llc5: ActiveConn 1 InActConn 0 ("), "{text}");
+    let last = text.lines().last().unwrap();
     assert!(
-        text.ends_with("llc5 is drained: no active connections\n"),
+        last.starts_with("llc5 is drained: no active connections (after "),
         "{text}"
+    );
+    assert!(
+        !text.contains('\x1b'),
+        "no terminal codes in a pipe: {text:?}"
     );
 
     director.connections("10.0.0.11", 3, 0);

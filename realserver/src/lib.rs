@@ -7,6 +7,7 @@
 
 pub mod agent;
 mod backoff;
+pub mod cli;
 pub mod config;
 pub mod keeper;
 mod registry;

@@ -8,31 +8,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 
-use lb_director::config::{self, DirectorConfig};
+use lb_director::cli::DirectorArgs;
+use lb_director::config::DirectorConfig;
 use lb_director::daemon::{RunError, Startup};
 use lb_director::host::{HostSetup, RtnetlinkAddresses, SysctlTree};
 use lb_ipvs::NetlinkIpvs;
 use lb_shared::{reload, shutdown, telemetry, EXIT_CONFIG};
 
-#[derive(Debug, Parser)]
-#[command(
-    name = "lb-director",
-    version,
-    about = "Owns the kernel IPVS table of an LVS director"
-)]
-struct Args {
-    /// Configuration file.
-    #[arg(long, default_value = config::DEFAULT_PATH)]
-    config: PathBuf,
-    /// Check the configuration and exit (0 when valid, 64 when not).
-    #[arg(long)]
-    check: bool,
-    #[command(flatten)]
-    log: telemetry::LogArgs,
-}
-
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = DirectorArgs::parse();
     args.log.init();
     let config = match DirectorConfig::load(&args.config) {
         Ok(config) => config,

@@ -2,12 +2,13 @@
 
 use clap::Parser;
 
+use lb_director::lbctl::{Cli, Output};
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let cli = lb_director::lbctl::Cli::parse();
-    let mut out = std::io::stdout().lock();
-    if let Err(error) = lb_director::lbctl::run(cli, &mut out).await {
+    let cli = Cli::parse();
+    if let Err(error) = lb_director::lbctl::run(cli, &mut Output::stdout()).await {
         eprintln!("lbctl: {error}");
-        std::process::exit(1);
+        std::process::exit(i32::from(error.exit_code()));
     }
 }

@@ -1,7 +1,9 @@
 //! `lbctl`, the operator's CLI: what it asks the director, and how it prints the answers. The
 //! binary only parses arguments and calls [`run`].
 
+mod drain;
 mod render;
+mod watch;
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -9,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tokio_stream::StreamExt;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
 
 use lb_proto as pb;
@@ -19,7 +20,8 @@ use lb_shared::tls::TlsFiles;
 use crate::certs::{self, CertError};
 use crate::config::DEFAULT_ADMIN_SOCKET;
 
-pub use render::{render_json, render_table};
+pub use render::{render_json, render_json_line, render_table};
+pub use watch::{parse_interval, MIN_INTERVAL};
 
 pub const DEFAULT_DIRECTOR: &str = "http://127.0.0.1:7700";
 
@@ -29,7 +31,8 @@ pub const DEFAULT_DIRECTOR: &str = "http://127.0.0.1:7700";
     version,
     about = "Operate the LVS director: status, drain, weights",
     after_help = "Without --director or --socket, lbctl uses the director's admin socket \
-                  (/run/lb-director/admin.sock) when it exists, else http://127.0.0.1:7700."
+                  (/run/lb-director/admin.sock) when it exists, else http://127.0.0.1:7700.",
+    after_long_help = AFTER_HELP
 )]
 pub struct Cli {
     /// Director URL: http://HOST:7700, or https://HOST:7700 with --ca, --cert and --key.
@@ -55,14 +58,23 @@ pub struct Cli {
 pub enum Command {
     /// The IPVS table of the director's services, like `ipvsadm -L -n`, with leases and overrides.
     Status {
-        /// Print JSON instead of a table.
+        /// Print JSON instead of a table (with --watch: one JSON document per line).
         #[arg(long)]
         json: bool,
+        /// Refresh until Ctrl-C: on a terminal the screen is redrawn, otherwise each refresh
+        /// is printed under its own header.
+        #[arg(long)]
+        watch: bool,
+        /// Seconds between refreshes ("2", or a duration such as "500ms", "1m").
+        #[arg(long, value_name = "SECS", default_value = "2", value_parser = watch::parse_interval, requires = "watch")]
+        interval: Duration,
     },
     /// Weight 0 on every service of a realserver (new sessions go elsewhere; open ones stay).
     Drain {
+        /// The realserver's name, as `lbctl status` shows it.
         name: String,
-        /// Wait until the realserver has no active connections, printing progress.
+        /// Wait until the realserver has no active connections: a live bar on a terminal,
+        /// a line per change (and every 30s) otherwise. Exit 1 at --timeout.
         #[arg(long)]
         wait: bool,
         /// Give up waiting after this long ("90s", "30m", "8h").
@@ -70,10 +82,16 @@ pub enum Command {
         timeout: Duration,
     },
     /// Give a drained realserver its weight back.
-    Undrain { name: String },
+    Undrain {
+        /// The realserver's name, as `lbctl status` shows it.
+        name: String,
+    },
     /// Override a realserver's registered weight (0..=65535) on every service.
     Weight {
+        /// The realserver's name, as `lbctl status` shows it.
         name: String,
+        /// The weight on every service of the realserver; 0 takes new sessions away like a
+        /// drain.
         #[arg(value_parser = clap::value_parser!(u32).range(0..=65535))]
         weight: u32,
     },
@@ -86,14 +104,18 @@ pub enum Command {
 pub enum CertsCommand {
     /// Create DIR/ca.pem and DIR/ca.key.
     Init {
+        /// Where the CA goes (e.g. /etc/lb/tls); the key is written mode 0600.
         dir: PathBuf,
+        /// The CA certificate's common name.
         #[arg(long, default_value = "lb cluster CA")]
         common_name: String,
     },
     /// Create DIR/NAME.pem and DIR/NAME.key signed by the CA in DIR. NAME is the identity the
     /// director checks: a realserver's name, an admin's name, or the director's own name.
     Issue {
+        /// The directory holding the CA (from `certs init`); the new files go there too.
         dir: PathBuf,
+        /// The identity: a realserver's name, an admin's name, or the director's own name.
         name: String,
         /// Another DNS name the party is reached at (repeatable).
         #[arg(long)]
@@ -103,6 +125,22 @@ pub enum CertsCommand {
         ip: Vec<IpAddr>,
     },
 }
+
+// Headings ("Files:") become man page sections; keep each entry on its own indented line.
+const AFTER_HELP: &str = "\
+Finding the director:
+  --socket PATH, else --director URL (or LBCTL_DIRECTOR), else the admin socket
+  /run/lb-director/admin.sock when it exists (on the director host, as root),
+  else http://127.0.0.1:7700. An https:// director needs --ca, --cert and --key.
+
+Exit status:
+  0    done (drain --wait: the realserver has no active connection left)
+  1    refused, unreachable, or drain --wait gave up at --timeout or lost the director
+  2    usage error
+  130  Ctrl-C during drain --wait (the realserver stays drained)
+
+See also:
+  lb-director(8), lb-agent(8), ipvsadm(8)";
 
 /// Where lbctl talks to the director.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,8 +195,75 @@ pub enum LbctlError {
         active: u32,
         after: Duration,
     },
+    #[error("the director ended the watch before {name} was drained ({active} active connection(s) left); it stays drained: wait again with lbctl drain {name} --wait")]
+    WatchEnded { name: String, active: u32 },
+    #[error("{0}")]
+    Interrupted(String),
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
+}
+
+impl LbctlError {
+    /// The exit status: 130 for Ctrl-C (as a shell reports a SIGINT), 1 for everything else.
+    /// Usage errors (2) never get here: clap exits with them itself.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            LbctlError::Interrupted(_) => 130,
+            _ => 1,
+        }
+    }
+
+    /// A director that cannot be reached or answers "unavailable" (restarting, stopping):
+    /// worth asking again later, where a refusal or a bad flag is not.
+    fn is_transient(&self) -> bool {
+        match self {
+            LbctlError::Unreachable { .. } => true,
+            LbctlError::Refused(status) => matches!(
+                status.code(),
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Where lbctl writes what the operator reads, and whether that is a terminal (which gets a
+/// live progress bar and a redrawn screen instead of lines).
+pub struct Output<W> {
+    pub out: W,
+    pub terminal: bool,
+}
+
+impl Output<std::io::Stdout> {
+    /// Stdout, unlocked: the progress bar draws to it from its own thread. `TERM=dumb` counts
+    /// as no terminal, since it cannot move the cursor.
+    pub fn stdout() -> Self {
+        use std::io::IsTerminal;
+        let dumb = std::env::var_os("TERM").is_some_and(|term| term == "dumb");
+        Output {
+            out: std::io::stdout(),
+            terminal: std::io::stdout().is_terminal() && !dumb,
+        }
+    }
+}
+
+/// Ctrl-C (SIGINT), listened for from now on: made before the first thing is printed, so an
+/// operator's Ctrl-C never meets the default handler halfway through a redraw.
+fn interrupts() -> std::io::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+}
+
+/// "12s", "2m05s", "1h02m05s": elapsed and remaining time as an operator reads it.
+fn clock(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m{s:02}s")
+    } else if m > 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{s}s")
+    }
 }
 
 async fn connect(cli: &Cli) -> Result<Channel, LbctlError> {
@@ -220,16 +325,23 @@ fn causes(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Runs one lbctl command, writing what the operator reads to `out`.
-pub async fn run(cli: Cli, out: &mut impl Write) -> Result<(), LbctlError> {
-    if let Command::Certs(certs) = &cli.command {
-        return make_certs(certs, out);
+/// Runs one lbctl command, writing what the operator reads to `output`.
+pub async fn run(cli: Cli, output: &mut Output<impl Write>) -> Result<(), LbctlError> {
+    match &cli.command {
+        Command::Certs(certs) => return make_certs(certs, &mut output.out),
+        Command::Status {
+            json,
+            watch: true,
+            interval,
+        } => return watch::watch_status(&cli, *json, *interval, output).await,
+        _ => {}
     }
     let channel = connect(&cli).await?;
     let mut admin = pb::admin_client::AdminClient::new(channel);
+    let out = &mut output.out;
     match cli.command {
         Command::Certs(_) => {}
-        Command::Status { json } => {
+        Command::Status { json, .. } => {
             let status = admin.status(pb::StatusRequest {}).await?.into_inner();
             if json {
                 writeln!(out, "{}", render_json(&status))?;
@@ -244,8 +356,9 @@ pub async fn run(cli: Cli, out: &mut impl Write) -> Result<(), LbctlError> {
         } => {
             let reply = admin.drain(pb::DrainRequest { name: name.clone() }).await?;
             writeln!(out, "{}", reply.into_inner().message)?;
+            out.flush()?;
             if wait {
-                wait_drained(&mut admin, &name, timeout, out).await?;
+                drain::wait_drained(&mut admin, &name, timeout, output).await?;
             }
         }
         Command::Undrain { name } => {
@@ -271,48 +384,4 @@ fn make_certs(command: &CertsCommand, out: &mut impl Write) -> Result<(), LbctlE
         writeln!(out, "wrote {}", path.display())?;
     }
     Ok(())
-}
-
-async fn wait_drained(
-    admin: &mut pb::admin_client::AdminClient<Channel>,
-    name: &str,
-    timeout: Duration,
-    out: &mut impl Write,
-) -> Result<(), LbctlError> {
-    let mut stream = admin
-        .watch_drain(pb::WatchDrainRequest {
-            name: name.to_owned(),
-        })
-        .await?
-        .into_inner();
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut last: Option<(u32, u32)> = None;
-    loop {
-        let next = tokio::time::timeout_at(deadline, stream.next()).await;
-        let progress = match next {
-            Err(_elapsed) => {
-                return Err(LbctlError::DrainTimeout {
-                    name: name.to_owned(),
-                    active: last.map_or(0, |l| l.0),
-                    after: timeout,
-                })
-            }
-            Ok(None) => return Ok(()),
-            Ok(Some(progress)) => progress?,
-        };
-        let now = (progress.active_conn, progress.inact_conn);
-        if last != Some(now) {
-            writeln!(
-                out,
-                "{name}: ActiveConn {} InActConn {}",
-                progress.active_conn, progress.inact_conn
-            )?;
-            out.flush()?;
-            last = Some(now);
-        }
-        if progress.active_conn == 0 {
-            writeln!(out, "{name} is drained: no active connections")?;
-            return Ok(());
-        }
-    }
 }

@@ -196,7 +196,18 @@ struct JsonRealServer<'a> {
 
 /// The same content as [`render_table`], for scripts.
 pub fn render_json(status: &pb::StatusResponse) -> String {
-    let json = JsonStatus {
+    serde_json::to_string_pretty(&json_status(status))
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+/// [`render_json`] on one line: `status --watch --json` prints one document per refresh.
+pub fn render_json_line(status: &pb::StatusResponse) -> String {
+    serde_json::to_string(&json_status(status))
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+}
+
+fn json_status(status: &pb::StatusResponse) -> JsonStatus<'_> {
+    JsonStatus {
         services: status
             .services
             .iter()
@@ -245,6 +256,5 @@ pub fn render_json(status: &pb::StatusResponse) -> String {
                 holder: &r.holder,
             })
             .collect(),
-    };
-    serde_json::to_string_pretty(&json).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
 }

@@ -9,26 +9,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use lb_realserver::cli::AgentArgs;
 use lb_realserver::rules::IptablesRules;
 use lb_realserver::{AgentConfig, ReloadSource};
-use lb_shared::{reload, shutdown, telemetry, EXIT_CONFIG};
-
-#[derive(Parser)]
-#[command(
-    name = "lb-agent",
-    version,
-    about = "Registers this realserver with lb-director and keeps its iptables REDIRECT rules"
-)]
-struct Args {
-    /// The agent's configuration file.
-    #[arg(long, value_name = "PATH", default_value = "/etc/lb/agent.toml")]
-    config: PathBuf,
-    #[command(flatten)]
-    log: telemetry::LogArgs,
-}
+use lb_shared::{reload, shutdown, EXIT_CONFIG};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = AgentArgs::parse();
     args.log.init();
     // One thread is plenty: the agent waits on the director and on iptables child processes,
     // and the latter run on the blocking pool.
