@@ -298,6 +298,8 @@ address = "10.0.0.0/24"
             "service[1].realserver[1].name = \"b\": service[0].realserver[0] names 10.0.0.11 \"a\": use one name for one address",
             "realserver[0].name = \"a\": is a [[service.realserver]] of this config: a configured realserver has no agent; remove one of the two",
         ]
+    );
+}
 
 #[test]
 fn metrics_listen_defaults_to_loopback_and_can_be_off() {
