@@ -85,7 +85,7 @@ kill -KILL "$crash_pid"
 t0=$(now)
 wait_exit "$crash_pid" 10
 quiesced() { has_dest "$RIP6" "Route 0" || no_dest "$RIP6"; }
-wait_until 10 quiesced
+wait_until 20 quiesced
 say "Its lease ran out; $(elapsed_since "$t0") s later the director quiesced llc6 (weight 0):"
 show llclb1 lbctl status
 ssh_sessions 2

@@ -68,7 +68,7 @@ promtool_ok director-promtool-after-health "$M/director-health"
 crash_pid=$(agent_pid_of "$busy")
 kill -KILL "$crash_pid"
 wait_exit "$crash_pid" 10
-check agent-crash-lease-dead wait_until 15 \
+check agent-crash-lease-dead wait_until 25 \
   scraped_metric_is llclb1 "$DIRECTOR_METRICS_PORT" "$M/director-crash" lb_realserver_lease_alive 0 realserver="$busy"
 expect_matches_ipvsadm crash-matches-ipvsadm "$M/director-crash"
 # Its metrics went with it; the other agent still answers and is still registered.

@@ -25,7 +25,7 @@ write_director() {
     cat <<EOF
 listen = "$DIP:7700"
 state_dir = "/var/lib/lb-director"
-lease_ttl = "2s"
+lease_ttl = "6s"
 resync_interval = "1s"
 admins = ["ops"]
 ${3:-}
