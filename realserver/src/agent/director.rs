@@ -73,9 +73,18 @@ impl<R: RuleBackend> Agent<R> {
         self.selfchecks.apply(lease.checks.clone());
         // Only now: a service this registration left keeps its rule until the director has
         // taken the registration without it, so no session is sent to a realserver without one.
-        if let Err(error) = self.rules.prune().instrument(info_span!("rules")).await {
-            warn!(%error, "cannot remove REDIRECT rules no longer wanted; they go at the next registration or stop");
-        }
+        // In the background: on a loaded host each iptables call may take seconds, and the
+        // first heartbeat waiting behind them let a 6 s lease expire in the lab. The keeper's
+        // lock orders it with any later install; it prunes against the rules wanted then.
+        let rules = self.rules.clone();
+        tokio::spawn(
+            async move {
+                if let Err(error) = rules.prune().await {
+                    warn!(%error, "cannot remove REDIRECT rules no longer wanted; they go at the next registration or stop");
+                }
+            }
+            .instrument(info_span!("rules")),
+        );
         let wait = heartbeat_period(lease.ttl);
         self.lease = Some(lease);
         self.lease_renewed = tokio::time::Instant::now();
