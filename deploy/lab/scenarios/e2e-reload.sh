@@ -154,10 +154,17 @@ not() {
 
 # expect_samples NAME WHAT LINE...: stops the sampler; PASS when every sample (at least 5) holds
 # every LINE.
+# five_samples: the sampler has taken at least 5, however slowly a loaded VM takes them (a
+# fixed second gave 4 once).
+five_samples() {
+  [ "$(ls "$LAB_RUN"/samples/ | grep -c '^[0-9]')" -ge 5 ]
+}
+
 expect_samples() {
   _s_name=$1
   _s_what=$2
   shift 2
+  wait_until 30 five_samples
   stop_sampler "$@"
   echo "$_s_name: $sample_count samples of ipvsadm -S -n"
   if [ "$sample_count" -lt 5 ]; then
@@ -335,7 +342,7 @@ start_sampler
 write_agent llc5 2
 reload_agent agent-weight-reload llc5
 expect_dest agent-weight-in-kernel 15 "$RIP5" "Route 2"
-sleep 1
+wait_until 30 five_samples
 : >"$LAB_RUN/samples/stop"
 wait "$sampler_pid"
 n=0
