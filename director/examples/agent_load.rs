@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lb_director::testing::{config_text, TestDirector};
+use lb_director::testing::{config_text, join, TestDirector};
 use lb_ipvs::MemoryIpvs;
 use lb_proto as pb;
 
@@ -94,30 +94,14 @@ async fn simulate(agents: usize, url: String) {
                 .unwrap();
             let mut registry = pb::registry_client::RegistryClient::new(channel);
             let address = Ipv4Addr::new(10, 1, (i / 250) as u8, (i % 250 + 1) as u8);
-            let lease = registry
-                .register(pb::RegisterRequest {
-                    name: format!("sim{i}"),
-                    address: address.to_string(),
-                    services: vec![pb::ServiceWeight {
-                        service: "llc-ssh".into(),
-                        weight: 1,
-                    }],
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            registry
-                .confirm(pb::ConfirmRequest {
-                    lease_id: lease.lease_id.clone(),
-                })
-                .await
-                .unwrap();
-            let every = Duration::from_millis(lease.lease_ttl_ms / 3);
+            let lease_id = join(&mut registry, &format!("sim{i}"), &address.to_string(), 1).await;
+            // A third of the config's 6 s lease, as lb-agent paces it.
+            let every = Duration::from_secs(2);
             loop {
                 tokio::time::sleep(every).await;
                 let _ = registry
                     .heartbeat(pb::HeartbeatRequest {
-                        lease_id: lease.lease_id.clone(),
+                        lease_id: lease_id.clone(),
                         ..Default::default()
                     })
                     .await;
