@@ -41,19 +41,24 @@ bench_line() {
   echo "BENCH $1 $2 round=$3 entries=$BENCH_ENTRIES seconds=$4"
 }
 
+# bench_ipvsadm NS ROUND WRITE READ TEST: ipvsadm -R of the rules into the fresh namespace NS,
+# then ipvsadm -S -n of it, reported as the peer rows WRITE and READ; a failure fails TEST.
+bench_ipvsadm() {
+  local t
+  bench_netns "$1" || { fail bench::netns "cannot make a namespace"; return 1; }
+  t=$(bench_time bench_in "$1" ipvsadm -R </tmp/bench-rules) || { fail "$5" "ipvsadm -R failed"; return 1; }
+  bench_line "$3" peer=ipvsadm-R "$2" "$t"
+  t=$(bench_time bench_in "$1" ipvsadm -S -n) || { fail "$5" "ipvsadm -S -n failed"; return 1; }
+  bench_line "$4" peer=ipvsadm-S "$2" "$t"
+}
+
 # bench_table: writing and reading the table, lb-ipvs against ipvsadm.
 bench_table() {
   local rules=/tmp/bench-rules round t line mode
   BENCH_ENTRIES=$((BENCH_SERVICES * (BENCH_DESTS + 1)))
   ipvs-bench rules "$BENCH_SERVICES" "$BENCH_DESTS" >"$rules"
   for round in $(seq 1 "$BENCH_ROUNDS"); do
-    bench_netns "bench-ipvsadm-$round" || { fail bench::netns "cannot make a namespace"; return 1; }
-    t=$(bench_time bench_in "bench-ipvsadm-$round" ipvsadm -R <"$rules") ||
-      { fail bench::table "ipvsadm -R failed"; return 1; }
-    bench_line table-write peer=ipvsadm-R "$round" "$t"
-    t=$(bench_time bench_in "bench-ipvsadm-$round" ipvsadm -S -n) ||
-      { fail bench::table "ipvsadm -S -n failed"; return 1; }
-    bench_line table-read peer=ipvsadm-S "$round" "$t"
+    bench_ipvsadm "bench-ipvsadm-$round" "$round" table-write table-read bench::table || return 1
     for mode in read read-serial; do
       line=$(bench_in "bench-ipvsadm-$round" env LB_LAB_VM=1 ipvs-bench "$mode") ||
         { fail bench::table "ipvs-bench $mode failed"; return 1; }
@@ -125,13 +130,7 @@ bench_director() {
     dir=/tmp/bench-director-$round
     mkdir -p "$dir"
     bench_director_config "$dir" >"$dir/director.toml"
-    bench_netns "bench-restore-$round" || { fail bench::netns "cannot make a namespace"; return 1; }
-    t=$(bench_time bench_in "bench-restore-$round" ipvsadm -R <"$rules") ||
-      { fail bench::director "ipvsadm -R failed"; return 1; }
-    bench_line cold-start peer=ipvsadm-R "$round" "$t"
-    t=$(bench_time bench_in "bench-restore-$round" ipvsadm -S -n) ||
-      { fail bench::director "ipvsadm -S -n failed"; return 1; }
-    bench_line restart peer=ipvsadm-S "$round" "$t"
+    bench_ipvsadm "bench-restore-$round" "$round" cold-start restart bench::director || return 1
     ip netns del "bench-restore-$round"
 
     # Reading and checking the config alone, which a start does first (a part of both times).
