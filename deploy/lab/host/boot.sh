@@ -69,10 +69,23 @@ show_new_lines() {
   results_seen=$count
 }
 
+# scenario_timeout NAME TIMEOUT: TIMEOUT, or more when the scenario asks for more with a line
+# "# lab-timeout: SECS" (a long narrated one, such as the demo, on a loaded machine).
+scenario_timeout() {
+  local wanted
+  wanted=$(sed -n 's/^# lab-timeout: \([0-9][0-9]*\)$/\1/p' "$LAB_DIR/scenarios/$1.sh" | head -n 1)
+  if [[ -n $wanted ]] && ((wanted > $2)); then
+    echo "$wanted"
+  else
+    echo "$2"
+  fi
+}
+
 # boot_scenario KVER IMAGE TIMEOUT NAME: boots, waits, and adds to passed/failed.
 boot_scenario() {
-  local kver=$1 image=$2 timeout=$3
+  local kver=$1 image=$2 timeout
   scenario_name=$4
+  timeout=$(scenario_timeout "$scenario_name" "$3")
   local log=$LAB_OUT/${scenario_name//\//-}.log started=$SECONDS timed_out=no
   results_seen=0
   qemu_command "$kver" "$image" "lab.scenario=$scenario_name"

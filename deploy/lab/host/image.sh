@@ -8,8 +8,10 @@
 
 # Real tools; they take the place of busybox applets of the same name (busybox's ip has no netns).
 # promtool (package prometheus) checks the daemons' scraped metrics in e2e-metrics.
+# curl and openssl are what the runbook (docs/operations.md, scenario runbook) has an operator
+# type: a metrics scrape, the certificate a daemon serves.
 IMAGE_TOOLS=(ip ss bridge ipvsadm xtables-nft-multi xtables-legacy-multi nft tcpdump
-  sshd ssh ssh-keygen scp kmod date promtool)
+  sshd ssh ssh-keygen scp kmod date promtool curl openssl)
 IMAGE_XTABLES_NFT_LINKS=(
   iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore
   iptables-nft iptables-nft-save iptables-nft-restore ip6tables-nft ip6tables-nft-save ip6tables-nft-restore
@@ -230,6 +232,11 @@ install_overlay() {
   chmod 755 "$root/init"
   cp "$LAB_DIR/vm/lib.sh" "$LAB_DIR/vm/topology.sh" "$root/lab/"
   cp -R "$LAB_DIR/scenarios/." "$root/opt/lb/scenarios/"
+  # The runbook scenario executes docs/operations.md, and the packages' maintainer scripts where
+  # it has an operator upgrade a package.
+  mkdir -p "$root/opt/lb/docs" "$root/opt/lb/debian"
+  cp "$REPO_DIR"/docs/*.md "$root/opt/lb/docs/"
+  cp -R "$REPO_DIR/deploy/debian/." "$root/opt/lb/debian/"
   (($#)) || return 0
   for bin in "$@"; do
     copy_into "$root" "/opt/lb/bin/$(basename "$bin")" "$bin"
