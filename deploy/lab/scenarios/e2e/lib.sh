@@ -14,10 +14,20 @@ SERVICE=llc-ssh
 # shell and `wait` can tell its exit status.
 
 # start_director LOG: lb-director in llclb1 (config $DIRECTOR_CONFIG, e2e/director.toml unless
-# set); its PID in $director_pid, output in LOG's log.
+# set); its PID in $director_pid, output in LOG's log ($director_log names it).
 start_director() {
   start_bg llclb1 "$1" lb-director --config "${DIRECTOR_CONFIG:-$E2E_CONF/director.toml}" >/dev/null
   director_pid=$(cat "$LAB_RUN/$1.pid")
+  director_log=$1
+}
+
+# steady_health_config FILE: e2e/director-health.toml into FILE with a tcp check (a connection
+# to RIP:22) every 4 s instead of reading sshd's banner every 3 s: on a loaded machine sshd
+# under emulation has taken over 4 s for its banner, and a flap spoils a scenario that counts on
+# every realserver taking sessions (the demo, the runbook). A dead sshd is down either way.
+steady_health_config() {
+  sed -e 's/^type = "ssh"/type = "tcp"/' -e 's/^interval = "3s"/interval = "4s"/' \
+    -e 's/^timeout = "2s"/timeout = "3s"/' "$LAB_SCENARIO_DIR/e2e/director-health.toml" >"$1"
 }
 
 # start_agent HOST [CONFIG]: lb-agent in HOST (agent-HOST.toml unless CONFIG is given); PID in
@@ -295,6 +305,21 @@ close_session() {
   wait_exit "$session_pid" "$1"
 }
 
+# open_session_on HOST: the long-lived session, opened again (at most 4 times: round robin
+# alternates) until HOST serves it; status 1 when it never did. $session_host names the host
+# that answered last.
+open_session_on() {
+  _e2e_tries=0
+  while [ "$_e2e_tries" -lt 4 ]; do
+    [ "$_e2e_tries" = 0 ] || close_session 20
+    open_session
+    session_host=$(session_echo "hello-$_e2e_tries")
+    [ "$session_host" = "$1" ] && return 0
+    _e2e_tries=$((_e2e_tries + 1))
+  done
+  return 1
+}
+
 # open_busy_session: opens the long-lived session and reports "long-session-opens"; sets
 # busy/busy_rip (the host serving it) and idle/idle_rip (the other). Stops the scenario when no
 # session opens, since every later step relies on it.
@@ -346,6 +371,12 @@ start_sampler() {
     done
   ) &
   sampler_pid=$!
+}
+
+# samples_at_least N: the sampler has taken N samples or more.
+samples_at_least() {
+  set -- "$1" "$LAB_RUN"/samples/[0-9]*
+  [ -e "$2" ] && [ "$(($# - 1))" -ge "$1" ]
 }
 
 # stop_sampler LINE...: stops it; sets sample_count and samples_lacking (the numbers of the
