@@ -1,0 +1,60 @@
+# The runbook, docs/operations.md, executed (issue 14): the lab is installed the way a site runs
+# lb (binaries at the packages' paths, /etc/lb of each host its own, the CA on an admin host,
+# the daemons as "units" of the lab's systemctl), then every command of the runbook runs on the
+# host it names, in order, with the hidden checks the runbook carries (runbook/lib.sh). A
+# renamed flag, a changed output or a procedure that no longer works fails here.
+
+# shellcheck source=e2e/lib.sh
+. ./e2e/lib.sh
+# shellcheck source=e2e/metrics.sh
+. ./e2e/metrics.sh
+# shellcheck source=runbook/lib.sh
+. ./runbook/lib.sh
+trap logs_if_failed EXIT
+
+# install_host HOST CONFIG NAME: HOST's own /etc/lb (the CA certificate, its own certificate
+# and key, CONFIG as NAME), the lb package that host has.
+install_host() {
+  _etc=$(etc_of "$1")
+  mkdir -p "$_etc/tls" "$LAB_RUN/units/$1"
+  chmod 700 "$_etc/tls"
+  cp "$LAB_PKI/ca.pem" "$LAB_PKI/$1.pem" "$LAB_PKI/$1.key" "$_etc/tls/"
+  cp "$2" "$_etc/$3"
+  case $3 in
+    director.toml) echo lb-director ;;
+    agent.toml) echo lb-agent ;;
+  esac >"$LAB_RUN/units/$1/packages"
+}
+
+# The packages' paths (deploy/package.sh): the units and the runbook name these. scp runs ssh
+# by its Debian path.
+ln -s /opt/lb/bin/lb-director /usr/sbin/lb-director
+ln -s /opt/lb/bin/lb-agent /usr/sbin/lb-agent
+ln -s /opt/lb/bin/lbctl /usr/bin/lbctl
+ln -s /usr/sbin/ssh /usr/bin/ssh
+# scp speaks SFTP (OpenSSH 9), which the lab's sshd_config leaves out; Debian's has it. Every
+# sshd starts again below and reads it.
+echo "Subsystem sftp /usr/lib/openssh/sftp-server" >>/etc/ssh/sshd_config
+# The admin host (the lab's client) keeps the CA and every certificate it issued, in ~/lb-ca.
+cp -a "$LAB_PKI" /root/lb-ca
+# The seed's service with a health check.
+steady_health_config "$LAB_RUN/director.toml"
+install_host llclb1 "$LAB_RUN/director.toml" director.toml
+install_host llc5 "$E2E_CONF/agent-llc5.toml" agent.toml
+install_host llc6 "$E2E_CONF/agent-llc6.toml" agent.toml
+
+# Started as units, so that the runbook's systemctl finds them; every sshd again, so that it
+# sees its host's /etc/lb (an scp to /etc/lb/tls/ lands there).
+if on llclb1 systemctl enable --now ssh lb-director &&
+  on llc5 systemctl restart ssh && on llc5 systemctl enable ssh lb-agent &&
+  on llc6 systemctl restart ssh && on llc6 systemctl enable ssh lb-agent &&
+  on llc5 systemctl start lb-agent && on llc6 systemctl start lb-agent &&
+  wait_until 60 both_registered; then
+  pass runbook-lab-installed
+else
+  fail runbook-lab-installed "the director and both agents did not come up as units"
+  lbctl_op status
+  exit 1
+fi
+
+runbook_run /opt/lb/docs/operations.md
