@@ -3,7 +3,7 @@
 # runs as a test with the other scenarios. The chapters are files of demo/, in the order they
 # are told; a demo of another topology (two directors) is a scenario of its own that tells its
 # own chapters with the same narration helpers (demo/narrate.sh).
-# About 4 minutes with four VMs and builds sharing two cores; 9 with more beside them.
+# 2m40s to 4 minutes with other VMs and builds sharing two cores; 9 with more beside them.
 # lab-timeout: 900
 
 # The daemons' logs on the console when a step failed.

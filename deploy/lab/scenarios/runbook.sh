@@ -3,6 +3,8 @@
 # the daemons as "units" of the lab's systemctl), then every command of the runbook runs on the
 # host it names, in order, with the hidden checks the runbook carries (runbook/lib.sh). A
 # renamed flag, a changed output or a procedure that no longer works fails here.
+# About 2 minutes beside a build, 4.5 with four VMs and builds sharing two cores.
+# lab-timeout: 600
 
 # shellcheck source=e2e/lib.sh
 . ./e2e/lib.sh
