@@ -55,7 +55,7 @@ unit_start() {
   _u_log=$(unit_log "$1")
   case $1 in
     ssh)
-      /usr/sbin/sshd -E "$_u_log" -o "PidFile=$(unit_pidfile ssh)"
+      /usr/sbin/sshd -E "$_u_log" -o "PidFile=$(unit_pidfile ssh)" 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
       return
       ;;
     lb-director) set -- /usr/sbin/lb-director --config /etc/lb/director.toml ;;
