@@ -9,7 +9,9 @@ trap logs_if_failed EXIT
 
 bring_up
 open_busy_session
-if wait_until 10 test "$(active_conn "$busy_rip")" = 1; then
+# A function, so that wait_until reads the kernel's count again on every try.
+busy_has_one_conn() { test "$(active_conn "$busy_rip")" = 1; }
+if wait_until 10 busy_has_one_conn; then
   pass session-is-active-conn
 else
   fail session-is-active-conn "ActiveConn of $busy is '$(active_conn "$busy_rip")', not 1"
