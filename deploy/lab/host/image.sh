@@ -7,9 +7,10 @@
 # Sourced by lab.sh; uses LAB_DIR, LAB_CACHE, LAB_OUT and cache_lock/cache_unlock.
 
 # Real tools; they take the place of busybox applets of the same name (busybox's ip has no netns).
-# promtool (package prometheus) checks the daemons' scraped metrics in e2e-metrics.
+# promtool (package prometheus) checks the daemons' scraped metrics in e2e-metrics; socat
+# answers and sends UDP in e2e-families.
 IMAGE_TOOLS=(ip ss bridge ipvsadm xtables-nft-multi xtables-legacy-multi nft tcpdump
-  sshd ssh ssh-keygen scp kmod date promtool)
+  sshd ssh ssh-keygen scp kmod date promtool socat)
 IMAGE_XTABLES_NFT_LINKS=(
   iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore
   iptables-nft iptables-nft-save iptables-nft-restore ip6tables-nft ip6tables-nft-save ip6tables-nft-restore
