@@ -1,6 +1,7 @@
 //! IPv6 VIPs (ip6tables), a firewall-mark service's any-port rule and UDP through the agent's
 //! REDIRECT rules, against the real kernel as root, each test in namespaces of its own. Not
 //! root: each test prints "skipped: needs root" and passes.
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 mod support;
 
