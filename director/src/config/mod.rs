@@ -430,7 +430,7 @@ fn read_match(s: &Section) -> Option<ServiceMatch> {
             protocol: protocol?.unwrap_or(Protocol::Tcp),
         });
     }
-    // 0 is "no mark" to the kernel (IP_VS_SVC_F... fwmark 0 is an address service).
+    // The kernel reads fwmark 0 as "no mark", i.e. an address service.
     let mark = s.integer::<u32>("fwmark", 1..=i64::from(u32::MAX), None);
     let mut clash = false;
     for (key, why) in [
