@@ -54,7 +54,12 @@ pub fn desired(
             }
         }
         for rs in &service.realservers {
-            let weight = if is_up(health, service, rs.address, rs.port) {
+            let weight = if is_up(
+                health,
+                service,
+                rs.address,
+                service.check.probe_port(rs.port),
+            ) {
                 state.effective_weight(&rs.name, rs.weight)
             } else {
                 0
@@ -76,8 +81,12 @@ pub fn desired(
 
 /// Up unless the director's probe or the agent's own check says down (no verdict is up).
 pub fn is_healthy(health: &HealthMap, service: &ServiceConfig, rs: &RealServer) -> bool {
-    is_up(health, service, rs.address, service.port)
-        && rs.agent_health.get(&service.name).is_none_or(|v| v.up)
+    is_up(
+        health,
+        service,
+        rs.address,
+        service.check.probe_port(service.port()),
+    ) && rs.agent_health.get(&service.name).is_none_or(|v| v.up)
 }
 
 /// Whether the director's probe of `addr:port` in `service` has not said down.

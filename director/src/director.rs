@@ -34,6 +34,13 @@ pub enum DirectorError {
     },
     #[error("{0}; nothing was changed")]
     State(#[from] StateError),
+    /// IPVS direct routing forwards IPv4 to IPv4 and IPv6 to IPv6.
+    #[error("service {service:?} is {service_family} and {address} is not: an agent registers one address, so run one agent per address family (its own name and config, address = the realserver's {service_family} address)")]
+    WrongFamily {
+        service: String,
+        service_family: &'static str,
+        address: IpAddr,
+    },
 }
 
 pub struct Director {
@@ -159,6 +166,13 @@ impl Director {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(service) = services.iter().find(|s| s.is_ipv6() != address.is_ipv6()) {
+            return Err(DirectorError::WrongFamily {
+                service: service.name.clone(),
+                service_family: if service.is_ipv6() { "IPv6" } else { "IPv4" },
+                address,
+            });
+        }
         let lease = self
             .leases()
             .register(name, address, weights, Instant::now())?;

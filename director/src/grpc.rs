@@ -18,6 +18,7 @@ use lb_shared::domain::{self, Protocol};
 use tokio_util::sync::CancellationToken;
 
 use crate::access::Caller;
+use crate::config::ServiceConfig;
 use crate::director::{Director, DirectorError};
 use crate::registry::{AgentVerdict, RegistryError};
 
@@ -37,6 +38,7 @@ impl From<DirectorError> for Status {
             DirectorError::UnknownService { .. } | DirectorError::UnknownRealServer(_) => {
                 Status::not_found(message)
             }
+            DirectorError::WrongFamily { .. } => Status::invalid_argument(message),
             // A full or read-only state_dir: the operator can fix it and try again.
             DirectorError::State(_) => Status::unavailable(message),
         }
@@ -172,24 +174,28 @@ impl RegistryService {
         Ok(Response::new(pb::RegisterResponse {
             lease_id: lease.id,
             lease_ttl_ms: millis(lease.ttl),
-            bindings: services
-                .into_iter()
-                .map(|s| pb::ServiceBinding {
-                    service: s.name.clone(),
-                    vip: s.vip.to_string(),
-                    port: u32::from(s.port),
-                    protocol: proto_protocol(s.protocol).into(),
-                    check: Some(pb::HealthCheck {
-                        r#type: s.check.kind.to_string(),
-                        interval_ms: millis(s.check.interval),
-                        timeout_ms: millis(s.check.timeout),
-                        fall: s.check.fall,
-                        rise: s.check.rise,
-                    }),
-                })
-                .collect(),
+            bindings: services.iter().flat_map(bindings).collect(),
         }))
     }
+}
+
+/// What an agent needs for one service: a binding per VIP (one, except for a fwmark service).
+fn bindings(s: &ServiceConfig) -> impl Iterator<Item = pb::ServiceBinding> + '_ {
+    s.vips().iter().map(move |vip| pb::ServiceBinding {
+        service: s.name.clone(),
+        vip: vip.to_string(),
+        port: u32::from(s.port()),
+        protocol: s.protocol().map_or(0, |p| proto_protocol(p).into()),
+        check: Some(pb::HealthCheck {
+            r#type: s.check.kind.to_string(),
+            interval_ms: millis(s.check.interval),
+            timeout_ms: millis(s.check.timeout),
+            fall: s.check.fall,
+            rise: s.check.rise,
+            port: s.check.port.map_or(0, u32::from),
+        }),
+        fwmark: s.fwmark().unwrap_or(0),
+    })
 }
 
 /// One audit line per admin action: who, what, on whom, and how it ended.

@@ -57,6 +57,8 @@ pub fn status(director: &Director) -> pb::StatusResponse {
             vip: o.vip.to_string(),
             port: u32::from(o.port),
             protocol: o.protocol().map_or(0, |p| proto_protocol(p).into()),
+            fwmark: o.fwmark.unwrap_or(0),
+            vips: o.vips().iter().map(|v| v.vip.to_string()).collect(),
             scheduler: have.service.scheduler.clone(),
             in_kernel: true,
             retiring: Some(pb::Retiring {
@@ -111,7 +113,7 @@ pub(crate) fn down<'a>(
 ) -> Option<Down<'a>> {
     let key = TargetKey {
         service: service.name.clone(),
-        addr: SocketAddr::new(addr, service.port_of(addr)),
+        addr: SocketAddr::new(addr, service.probe_port_of(addr)),
     };
     if let Some(probe) = health.get(&key).filter(|h| !h.up) {
         return Some(Down::Probe(probe));
@@ -177,7 +179,7 @@ fn service_status(
     for rs in realservers {
         if let Some(&registered) = rs.weights.get(&service.name) {
             let lease = proto_lease(rs.state);
-            let r = row(&rs.name, rs.address, service.port, lease, registered);
+            let r = row(&rs.name, rs.address, service.port(), lease, registered);
             rows.insert(rs.address, r);
         }
     }
@@ -197,9 +199,15 @@ fn service_status(
     };
     pb::ServiceStatus {
         name: service.name.clone(),
-        vip: service.vip.to_string(),
-        port: u32::from(service.port),
-        protocol: proto_protocol(service.protocol).into(),
+        vip: service
+            .vips()
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        port: u32::from(service.port()),
+        protocol: service.protocol().map_or(0, |p| proto_protocol(p).into()),
+        fwmark: service.fwmark().unwrap_or(0),
+        vips: service.vips().iter().map(ToString::to_string).collect(),
         scheduler: have
             .map(|s| s.service.scheduler.clone())
             .unwrap_or_else(|| service.scheduler.clone()),

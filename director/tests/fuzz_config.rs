@@ -12,7 +12,7 @@ mod fuzz_config_support;
 use std::path::Path;
 
 use fuzz_config_support::*;
-use lb_director::config::DirectorConfig;
+use lb_director::config::{DirectorConfig, ServiceMatch};
 use lb_shared::config::ConfigError;
 use lb_shared::duration;
 use proptest::option;
@@ -34,6 +34,8 @@ const KNOWN: &[&str] = &[
     "service",
     "name",
     "vip",
+    "vips",
+    "fwmark",
     "port",
     "protocol",
     "scheduler",
@@ -298,9 +300,22 @@ fn to_toml(config: &DirectorConfig) -> String {
     let services = config.services.iter().map(|s| {
         let mut t = Table::new();
         t.insert("name".into(), string(s.name.clone()));
-        t.insert("vip".into(), string(s.vip.to_string()));
-        t.insert("port".into(), Value::Integer(i64::from(s.port)));
-        t.insert("protocol".into(), string(s.protocol.to_string()));
+        match &s.matching {
+            ServiceMatch::Addr {
+                vip,
+                port,
+                protocol,
+            } => {
+                t.insert("vip".into(), string(vip.to_string()));
+                t.insert("port".into(), Value::Integer(i64::from(*port)));
+                t.insert("protocol".into(), string(protocol.to_string()));
+            }
+            ServiceMatch::FwMark { mark, vips } => {
+                t.insert("fwmark".into(), Value::Integer(i64::from(*mark)));
+                let vips = vips.iter().map(|v| string(v.to_string())).collect();
+                t.insert("vips".into(), Value::Array(vips));
+            }
+        }
         t.insert("scheduler".into(), string(s.scheduler.clone()));
         t.insert("forward".into(), string(s.forward.to_string()));
         t.insert("interface".into(), string(s.interface.clone()));
@@ -314,6 +329,9 @@ fn to_toml(config: &DirectorConfig) -> String {
         check.insert("timeout".into(), string(duration::format(s.check.timeout)));
         check.insert("fall".into(), Value::Integer(i64::from(s.check.fall)));
         check.insert("rise".into(), Value::Integer(i64::from(s.check.rise)));
+        if let Some(port) = s.check.port {
+            check.insert("port".into(), Value::Integer(i64::from(port)));
+        }
         t.insert("check".into(), Value::Table(check));
         Value::Table(t)
     });

@@ -74,6 +74,8 @@ fn owned_service() -> impl Strategy<Value = OwnedService> {
             vip,
             port,
             interface,
+            fwmark: None,
+            more_vips: Vec::new(),
         },
     )
 }
@@ -132,6 +134,8 @@ fn seed() -> String {
         vip: "10.0.0.100".parse().unwrap(),
         port: 22,
         interface: "eth0".into(),
+        fwmark: None,
+        more_vips: Vec::new(),
     });
     saved(&state)
 }

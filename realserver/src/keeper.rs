@@ -20,6 +20,10 @@ pub struct RuleKeeper<R> {
     /// Whether each kept rule was in place at its last install or check, for the metrics;
     /// shared so a scrape never waits for an iptables call.
     presence: RulePresence,
+    /// Some(is IPv6): prune and removal touch only the agent's rules of this family. An
+    /// agent registers one address, so a realserver in services of both families runs one
+    /// agent per family; neither may take the other's rules for stale ones.
+    family: Option<bool>,
 }
 
 /// Each kept rule, and whether it was in the nat table at the last look.
@@ -64,7 +68,24 @@ impl<R: RuleBackend> RuleKeeper<R> {
             backend,
             desired: Vec::new(),
             presence: RulePresence::default(),
+            family: None,
         }
+    }
+
+    /// Keeps to the rules of `address`'s family (the agent's own address: every VIP it is
+    /// bound to is of that family).
+    pub fn of_family(mut self, address: std::net::IpAddr) -> RuleKeeper<R> {
+        self.family = Some(address.is_ipv6());
+        self
+    }
+
+    /// The agent's rules now in the chain that this keeper may remove.
+    async fn owned(&self) -> Result<Vec<RedirectRule>, RuleError> {
+        let mut owned = self.backend.owned().await?;
+        if let Some(ipv6) = self.family {
+            owned.retain(|rule| rule.is_ipv6() == ipv6);
+        }
+        Ok(owned)
     }
 
     pub fn presence(&self) -> RulePresence {
@@ -123,7 +144,7 @@ impl<R: RuleBackend> RuleKeeper<R> {
     /// The second half of [`RuleKeeper::apply`]: removes the agent's rules that are not kept.
     pub async fn prune(&self) -> Result<Vec<RedirectRule>, RuleError> {
         let mut removed = Vec::new();
-        for stale in self.backend.owned().await? {
+        for stale in self.owned().await? {
             if self.desired.contains(&stale) {
                 continue;
             }
@@ -153,7 +174,7 @@ impl<R: RuleBackend> RuleKeeper<R> {
         let mut targets = std::mem::take(&mut self.desired);
         self.presence.keep(&[]);
         let mut first_error = None;
-        match self.backend.owned().await {
+        match self.owned().await {
             Ok(owned) => {
                 let others: Vec<_> = owned.into_iter().filter(|r| !targets.contains(r)).collect();
                 targets.extend(others);

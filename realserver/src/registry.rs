@@ -14,7 +14,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tonic::{Code, Status};
 
 use crate::config::AgentConfig;
-use crate::rules::RedirectRule;
+use crate::rules::{RedirectRule, ServicePort};
 use crate::selfcheck::{SelfCheck, SelfCheckError};
 
 /// A connection attempt that takes longer than this counts as "director unreachable".
@@ -217,7 +217,7 @@ fn rules_for(
     config: &AgentConfig,
     bindings: &[ServiceBinding],
 ) -> Result<Vec<RedirectRule>, String> {
-    let mut rules = Vec::new();
+    let mut rules: Vec<RedirectRule> = Vec::new();
     for binding in bindings {
         if config.weight_of(&binding.service).is_none() {
             return Err(format!(
@@ -225,13 +225,21 @@ fn rules_for(
                 binding.service
             ));
         }
+        let rule = rule_for(binding)?;
+        // A fwmark service has one binding per VIP; anything else once.
         if rules
             .iter()
-            .any(|r: &RedirectRule| r.service == binding.service)
+            .any(|r| r.service == rule.service && (r.port.is_some() || r.vip == rule.vip))
         {
             return Err(format!("it binds service {:?} twice", binding.service));
         }
-        rules.push(rule_for(binding)?);
+        if rule.vip.is_ipv6() != config.address.is_ipv6() {
+            return Err(format!(
+                "service {:?}: VIP {} is not of the family of this agent's address {}",
+                rule.service, rule.vip, config.address
+            ));
+        }
+        rules.push(rule);
     }
     if let Some(missing) = config
         .services
@@ -256,11 +264,15 @@ fn checks_for(
         let Some(rule) = rules.iter().find(|r| r.service == binding.service) else {
             continue;
         };
+        // One check per service, also for a fwmark service's several bindings.
+        if checks.contains_key(&rule.service) {
+            continue;
+        }
         let check = SelfCheck::from_binding(
             &rule.service,
             binding.check.as_ref(),
             config.address,
-            rule.port,
+            rule.port.map_or(0, |p| p.port),
         );
         match check {
             Ok(Some(check)) => {
@@ -277,6 +289,20 @@ fn rule_for(binding: &ServiceBinding) -> Result<RedirectRule, String> {
     let context = |what: String| format!("service {:?}: {what}", binding.service);
     let vip =
         parse_unicast(&binding.vip).map_err(|e| context(format!("VIP {:?} {e}", binding.vip)))?;
+    if binding.fwmark != 0 {
+        // The mark decides what reaches this host: the rule takes every packet for the VIP.
+        if binding.port != 0 || binding.protocol != 0 {
+            return Err(context(format!(
+                "fwmark {} with port {} and protocol {}: a fwmark service has neither",
+                binding.fwmark, binding.port, binding.protocol
+            )));
+        }
+        return Ok(RedirectRule {
+            service: binding.service.clone(),
+            vip,
+            port: None,
+        });
+    }
     let port = u16::try_from(binding.port)
         .ok()
         .filter(|p| *p != 0)
@@ -295,8 +321,7 @@ fn rule_for(binding: &ServiceBinding) -> Result<RedirectRule, String> {
     Ok(RedirectRule {
         service: binding.service.clone(),
         vip,
-        port,
-        protocol,
+        port: Some(ServicePort { protocol, port }),
     })
 }
 
@@ -326,7 +351,54 @@ mod tests {
             port,
             protocol: protocol.into(),
             check: None,
+            fwmark: 0,
         }
+    }
+
+    /// A fwmark service's binding of one of its VIPs.
+    fn fwmark_binding(service: &str, vip: &str, port: u32) -> ServiceBinding {
+        ServiceBinding {
+            fwmark: 7,
+            check: Some(lb_proto::HealthCheck {
+                r#type: "ssh".into(),
+                interval_ms: 2000,
+                timeout_ms: 1000,
+                fall: 3,
+                rise: 2,
+                port,
+            }),
+            ..binding(service, vip, 0, lb_proto::Protocol::Unspecified)
+        }
+    }
+
+    #[test]
+    fn a_fwmark_service_gets_a_rule_per_vip_and_one_check() {
+        let config = config();
+        let bindings = [
+            fwmark_binding("llc-ssh", "10.0.0.101", 22),
+            fwmark_binding("llc-ssh", "10.0.0.102", 22),
+        ];
+        let rules = rules_for(&config, &bindings).unwrap();
+        let shown: Vec<String> = rules.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "iptables -t nat -A PREROUTING -d 10.0.0.101/32 -m comment --comment \"lb-agent:llc-ssh\" -j REDIRECT",
+                "iptables -t nat -A PREROUTING -d 10.0.0.102/32 -m comment --comment \"lb-agent:llc-ssh\" -j REDIRECT",
+            ]
+        );
+        let (checks, unchecked) = checks_for(&config, &bindings, &rules);
+        assert_eq!(checks["llc-ssh"].addr.to_string(), "10.0.0.11:22");
+        assert!(unchecked.is_empty());
+        // A check without a port has nothing to probe on a fwmark service.
+        let no_port = [fwmark_binding("llc-ssh", "10.0.0.101", 0)];
+        let rules = rules_for(&config, &no_port).unwrap();
+        let (checks, unchecked) = checks_for(&config, &no_port, &rules);
+        assert!(checks.is_empty());
+        assert_eq!(
+            unchecked[0].to_string(),
+            "service \"llc-ssh\": the check names no port to probe"
+        );
     }
 
     #[test]
@@ -379,6 +451,24 @@ mod tests {
                 vec![binding("llc-ssh", "10.0.0.100", 22, Unspecified)],
                 "protocol 0",
             ),
+            (
+                vec![binding("llc-ssh", "fd00::100", 22, Tcp)],
+                "VIP fd00::100 is not of the family of this agent's address 10.0.0.11",
+            ),
+            (
+                vec![
+                    fwmark_binding("llc-ssh", "10.0.0.101", 22),
+                    fwmark_binding("llc-ssh", "10.0.0.101", 22),
+                ],
+                "twice",
+            ),
+            (
+                vec![ServiceBinding {
+                    port: 22,
+                    ..fwmark_binding("llc-ssh", "10.0.0.101", 22)
+                }],
+                "a fwmark service has neither",
+            ),
         ];
         for (bindings, expected) in cases {
             let err = rules_for(&config(), &bindings).unwrap_err();
@@ -394,6 +484,7 @@ mod tests {
             timeout_ms: 1000,
             fall: 3,
             rise: 2,
+            port: 0,
         };
         let mut ssh = binding("llc-ssh", "10.0.0.100", 2222, lb_proto::Protocol::Tcp);
         ssh.check = Some(check("ssh"));

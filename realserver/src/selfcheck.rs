@@ -54,11 +54,14 @@ pub enum SelfCheckError {
     },
     #[error("service {service:?}: check {what} is 0 ms")]
     Zero { service: String, what: &'static str },
+    /// A fwmark service's binding has no port; its check must name one.
+    #[error("service {service:?}: the check names no port to probe")]
+    NoPort { service: String },
 }
 
 impl SelfCheck {
-    /// The self-check a binding's `check` asks for at `address:port`; `None` when it asks for
-    /// none (absent, or type "none").
+    /// The self-check a binding's `check` asks for at `address:port` (the check's own port
+    /// when it names one); `None` when it asks for none (absent, or type "none").
     pub(crate) fn from_binding(
         service: &str,
         check: Option<&HealthCheck>,
@@ -87,6 +90,15 @@ impl SelfCheck {
         }
         if check.timeout_ms == 0 {
             return Err(zero("timeout"));
+        }
+        let port = u16::try_from(check.port)
+            .ok()
+            .filter(|p| *p != 0)
+            .unwrap_or(port);
+        if port == 0 {
+            return Err(SelfCheckError::NoPort {
+                service: service.to_owned(),
+            });
         }
         Ok(Some(SelfCheck {
             kind,

@@ -129,6 +129,25 @@ impl Section {
         });
     }
 
+    /// Whether `key` is present, without reading it: for keys that exclude each other.
+    pub fn has(&self, key: &str) -> bool {
+        self.table.contains_key(key)
+    }
+
+    /// The value of `key` as written (empty when absent), marking it read: for a key that is
+    /// reported as out of place rather than as unknown.
+    pub fn raw(&self, key: &str) -> String {
+        self.get(key).map(ToString::to_string).unwrap_or_default()
+    }
+
+    /// How many items the array `key` holds; None when absent or not an array.
+    pub fn array_len(&self, key: &str) -> Option<usize> {
+        self.table
+            .get(key)
+            .and_then(toml::Value::as_array)
+            .map(Vec::len)
+    }
+
     fn get(&self, key: &str) -> Option<&toml::Value> {
         self.read.borrow_mut().insert(key.to_owned());
         self.table.get(key)
@@ -210,6 +229,21 @@ impl Section {
             return None;
         }
         T::try_from(n).ok()
+    }
+
+    /// Like [`Section::integer`], but a missing key gives `Some(None)`: for keys whose absence
+    /// means something of its own.
+    pub fn optional_integer<T: TryFrom<i64>>(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Option<Option<T>> {
+        if self.table.contains_key(key) {
+            self.integer(key, range, None).map(Some)
+        } else {
+            self.read.borrow_mut().insert(key.to_owned());
+            Some(None)
+        }
     }
 
     /// A boolean key; `default` when missing.

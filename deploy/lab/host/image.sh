@@ -9,9 +9,10 @@
 # Real tools; they take the place of busybox applets of the same name (busybox's ip has no netns).
 # promtool (package prometheus) checks the daemons' scraped metrics in e2e-metrics.
 # curl and openssl are what the runbook (docs/operations.md, scenario runbook) has an operator
-# type: a metrics scrape, the certificate a daemon serves.
+# type: a metrics scrape, the certificate a daemon serves. socat answers and sends UDP in
+# e2e-families.
 IMAGE_TOOLS=(ip ss bridge ipvsadm xtables-nft-multi xtables-legacy-multi nft tcpdump
-  sshd ssh ssh-keygen scp kmod date promtool curl openssl)
+  sshd ssh ssh-keygen scp kmod date promtool curl openssl socat)
 IMAGE_XTABLES_NFT_LINKS=(
   iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore
   iptables-nft iptables-nft-save iptables-nft-restore ip6tables-nft ip6tables-nft-save ip6tables-nft-restore

@@ -5,10 +5,11 @@
 # Host tools; their binaries are also what the VM image is made of.
 # prometheus is for its promtool, which checks the scraped metrics in the VM (e2e-metrics) and
 # in the host's tests; its daemon is never started (policy-rc.d below). curl and openssl are
-# commands of the runbook that the runbook scenario executes.
+# commands of the runbook that the runbook scenario executes. socat is the UDP responder and
+# client of e2e-families (busybox's nc has no UDP).
 LAB_PACKAGES=(
   qemu-system-x86 cpio busybox-static kmod iproute2 iptables ipvsadm nftables tcpdump
-  openssh-server openssh-client netbase prometheus curl openssl
+  openssh-server openssh-client netbase prometheus curl openssl socat
 )
 
 # How long apt waits for a dpkg lock held by someone else on this shared machine.

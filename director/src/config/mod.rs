@@ -6,14 +6,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lb_ipvs::{Destination, ForwardMethod, Service, ServiceKey, Timeouts};
+use lb_ipvs::{Destination, Family, ForwardMethod, Service, ServiceKey, Timeouts};
 use lb_shared::config::{self, ConfigError, Section};
 use lb_shared::domain::{self, Forward, Protocol};
 use lb_shared::duration;
 use lb_shared::tls::TlsFiles;
 
 use crate::access::{AddressRange, AllowedRealServer};
-use crate::health::{read_check, CheckConfig};
+use crate::health::{read_check, CheckConfig, CheckedService};
 
 pub const DEFAULT_PATH: &str = "/etc/lb/director.toml";
 
@@ -60,12 +60,11 @@ pub const DEFAULT_ADMIN_SOCKET: &str = "/run/lb-director/admin.sock";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceConfig {
     pub name: String,
-    pub vip: IpAddr,
-    pub port: u16,
-    pub protocol: Protocol,
+    /// What the service matches: `vip`/`port`/`protocol`, or `fwmark`/`vips`.
+    pub matching: ServiceMatch,
     pub scheduler: String,
     pub forward: Forward,
-    /// The VIP goes on this interface as /32 (/128).
+    /// The VIPs go on this interface as /32 (/128).
     pub interface: String,
     /// Persistence (`ipvsadm -p`), none when absent.
     pub persistence: Option<Duration>,
@@ -73,6 +72,22 @@ pub struct ServiceConfig {
     pub check: CheckConfig,
     /// `[[service.realserver]]`: destinations configured here, for hosts without an agent.
     pub realservers: Vec<StaticRealServer>,
+}
+
+/// Which packets a service takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceMatch {
+    /// `vip`, `port`, `protocol`: `ipvsadm -t/-u/--sctp-service VIP:PORT`.
+    Addr {
+        vip: IpAddr,
+        port: u16,
+        protocol: Protocol,
+    },
+    /// `fwmark`, `vips`: `ipvsadm -f MARK`, whatever the operator's mangle rule marks. The
+    /// director cannot see which addresses a mark covers, so `vips` names them: it puts them on
+    /// the interface, and each agent REDIRECTs them. IPVS keeps fwmark services per family,
+    /// which the VIPs give (all of one family).
+    FwMark { mark: u32, vips: Vec<IpAddr> },
 }
 
 /// A realserver of one service given in the config (keepalived's `real_server`): always in the
@@ -87,11 +102,58 @@ pub struct StaticRealServer {
 
 impl ServiceConfig {
     pub fn key(&self) -> ServiceKey {
-        ServiceKey::Addr {
-            protocol: self.protocol,
-            addr: self.vip,
-            port: self.port,
+        match &self.matching {
+            ServiceMatch::Addr {
+                vip,
+                port,
+                protocol,
+            } => ServiceKey::Addr {
+                protocol: *protocol,
+                addr: *vip,
+                port: *port,
+            },
+            ServiceMatch::FwMark { mark, vips } => ServiceKey::FwMark {
+                family: vips.first().map_or(Family::Inet, Family::of),
+                mark: *mark,
+            },
         }
+    }
+
+    /// The addresses this service puts on its interface and its agents REDIRECT.
+    pub fn vips(&self) -> &[IpAddr] {
+        match &self.matching {
+            ServiceMatch::Addr { vip, .. } => std::slice::from_ref(vip),
+            ServiceMatch::FwMark { vips, .. } => vips,
+        }
+    }
+
+    /// The service's port; 0 for a fwmark service, whose destinations keep the packet's port
+    /// (as `ipvsadm -a -f MARK -r RIP` makes them).
+    pub fn port(&self) -> u16 {
+        match &self.matching {
+            ServiceMatch::Addr { port, .. } => *port,
+            ServiceMatch::FwMark { .. } => 0,
+        }
+    }
+
+    /// The protocol; None for a fwmark service, which takes whatever the mark covers.
+    pub fn protocol(&self) -> Option<Protocol> {
+        match &self.matching {
+            ServiceMatch::Addr { protocol, .. } => Some(*protocol),
+            ServiceMatch::FwMark { .. } => None,
+        }
+    }
+
+    pub fn fwmark(&self) -> Option<u32> {
+        match &self.matching {
+            ServiceMatch::Addr { .. } => None,
+            ServiceMatch::FwMark { mark, .. } => Some(*mark),
+        }
+    }
+
+    /// Whether the service is IPv6 (its destinations must be too).
+    pub fn is_ipv6(&self) -> bool {
+        self.key().family() == Family::Inet6
     }
 
     /// The IPVS service this config asks for.
@@ -108,7 +170,7 @@ impl ServiceConfig {
     /// routing and tunnels the realserver receives the VIP's own port, so the destination port is
     /// the service port.
     pub fn destination(&self, addr: IpAddr, weight: u32) -> Destination {
-        Destination::new(addr, self.port, ForwardMethod::from(self.forward), weight)
+        Destination::new(addr, self.port(), ForwardMethod::from(self.forward), weight)
     }
 
     /// The destination of a configured realserver: its own port (the service's by default).
@@ -121,12 +183,17 @@ impl ServiceConfig {
         )
     }
 
-    /// The port a destination at `addr` is probed and listed on.
+    /// The port a destination at `addr` is listed on.
     pub fn port_of(&self, addr: IpAddr) -> u16 {
         self.realservers
             .iter()
             .find(|rs| rs.address == addr)
-            .map_or(self.port, |rs| rs.port)
+            .map_or(self.port(), |rs| rs.port)
+    }
+
+    /// The port a destination at `addr` is probed on: `[service.check] port`, else its own.
+    pub fn probe_port_of(&self, addr: IpAddr) -> u16 {
+        self.check.probe_port(self.port_of(addr))
     }
 }
 
@@ -143,10 +210,12 @@ impl DirectorConfig {
     pub fn service_vips(&self) -> Vec<crate::host::ServiceVip> {
         self.services
             .iter()
-            .map(|s| crate::host::ServiceVip {
-                interface: s.interface.clone(),
-                vip: s.vip,
-                forward: s.forward,
+            .flat_map(|s| {
+                s.vips().iter().map(|vip| crate::host::ServiceVip {
+                    interface: s.interface.clone(),
+                    vip: *vip,
+                    forward: s.forward,
+                })
             })
             .collect()
     }
@@ -310,21 +379,28 @@ fn read_realserver(s: &Section) -> Option<AllowedRealServer> {
 
 fn read_service(s: &Section) -> Option<ServiceConfig> {
     let name = s.required("name", domain::parse_name);
-    let vip = s.required("vip", domain::parse_unicast);
-    let port = s.integer::<u16>("port", 1..=65535, None);
-    let protocol = s.optional("protocol", str::parse::<Protocol>);
+    let matching = read_match(s);
     let scheduler = s.optional("scheduler", parse_scheduler);
     let forward = s.optional("forward", str::parse::<Forward>);
     let interface = s.required("interface", parse_interface);
     let persistence = s.optional("persistence", |t| at_least(t, Duration::from_secs(1)));
-    // A bad protocol is reported above; the check is still read, as if for tcp.
-    let check = read_check(s, protocol.flatten().unwrap_or(Protocol::Tcp));
-    let realservers = read_static_realservers(s, vip, port);
+    // A bad protocol is reported already; the check is still read, as if for tcp.
+    let checked = match &matching {
+        Some(ServiceMatch::FwMark { .. }) => CheckedService::FwMark,
+        Some(ServiceMatch::Addr { protocol, .. }) => CheckedService::Port(*protocol),
+        None if s.has("fwmark") => CheckedService::FwMark,
+        None => CheckedService::Port(Protocol::Tcp),
+    };
+    let check = read_check(s, checked);
+    let (family_of, port) = match &matching {
+        Some(ServiceMatch::Addr { vip, port, .. }) => (Some(*vip), Some(*port)),
+        Some(ServiceMatch::FwMark { vips, .. }) => (vips.first().copied(), None),
+        None => (None, None),
+    };
+    let realservers = read_static_realservers(s, family_of, port, checked);
     Some(ServiceConfig {
         name: name?,
-        vip: vip?,
-        port: port?,
-        protocol: protocol?.unwrap_or(Protocol::Tcp),
+        matching: matching?,
         scheduler: scheduler?.unwrap_or_else(|| "wlc".to_owned()),
         forward: forward?.unwrap_or(Forward::Dr),
         interface: interface?,
@@ -334,18 +410,103 @@ fn read_service(s: &Section) -> Option<ServiceConfig> {
     })
 }
 
+/// `vip`, `port` and `protocol`, or `fwmark` and `vips`: never both, never neither.
+fn read_match(s: &Section) -> Option<ServiceMatch> {
+    if !s.has("fwmark") {
+        let vip = s.required("vip", domain::parse_unicast);
+        let port = s.integer::<u16>("port", 1..=65535, None);
+        let protocol = s.optional("protocol", str::parse::<Protocol>);
+        if s.has("vips") {
+            s.problem(
+                "vips",
+                &s.raw("vips"),
+                "belongs to a fwmark service: a vip/port service has one vip (or add fwmark = N and remove vip and port)",
+            );
+            return None;
+        }
+        return Some(ServiceMatch::Addr {
+            vip: vip?,
+            port: port?,
+            protocol: protocol?.unwrap_or(Protocol::Tcp),
+        });
+    }
+    // The kernel reads fwmark 0 as "no mark", i.e. an address service.
+    let mark = s.integer::<u32>("fwmark", 1..=i64::from(u32::MAX), None);
+    let mut clash = false;
+    for (key, why) in [
+        ("vip", "a fwmark service takes the addresses its mark covers in vips = [...], not vip"),
+        ("port", "a fwmark service matches every port the mark covers: remove port (a health check's port goes in [service.check] port)"),
+        ("protocol", "a fwmark service matches every protocol the mark covers: remove protocol"),
+    ] {
+        if s.has(key) {
+            s.problem(key, &s.raw(key), why);
+            clash = true;
+        }
+    }
+    let vips = s.strings("vips", domain::parse_unicast);
+    let listed = s.array_len("vips");
+    if listed == Some(0) || !s.has("vips") {
+        s.problem(
+            "vips",
+            "",
+            "is required for a fwmark service: the addresses its mark covers, e.g. vips = [\"129.129.190.55\"] (the director puts them on its interface, the agents REDIRECT them)",
+        );
+        return None;
+    }
+    if listed != Some(vips.len()) {
+        return None;
+    }
+    let mut seen = BTreeMap::new();
+    for (i, vip) in vips.iter().enumerate() {
+        if vip.is_ipv4() != vips[0].is_ipv4() {
+            s.problem(
+                &format!("vips[{i}]"),
+                &format!("\"{vip}\""),
+                format!("is not of the family of vips[0] ({}): IPVS keeps fwmark services per family; make a second service with the same fwmark for the other family", vips[0]),
+            );
+            clash = true;
+        } else if let Some(first) = seen.insert(*vip, i) {
+            s.problem(
+                &format!("vips[{i}]"),
+                &format!("\"{vip}\""),
+                format!("is also vips[{first}]: list each address once"),
+            );
+            clash = true;
+        }
+    }
+    if clash {
+        return None;
+    }
+    Some(ServiceMatch::FwMark { mark: mark?, vips })
+}
+
 /// `[[service.realserver]]` entries of one service; `vip` and `port` are the service's (None
 /// when they are themselves wrong, which is reported already).
 fn read_static_realservers(
     s: &Section,
     vip: Option<IpAddr>,
     port: Option<u16>,
+    checked: CheckedService,
 ) -> Option<Vec<StaticRealServer>> {
     let mut all = Some(Vec::new());
     let mut seen = BTreeMap::new();
     for (i, rs) in s.tables("realserver").iter().enumerate() {
         let address = rs.required("address", domain::parse_unicast);
-        let rs_port = rs.integer::<u16>("port", 1..=65535, port.or(Some(1)));
+        let rs_port = if checked == CheckedService::FwMark {
+            // ipvsadm -a -f MARK -r RIP: the packet keeps its port.
+            if rs.has("port") {
+                rs.problem(
+                    "port",
+                    &rs.raw("port"),
+                    "a fwmark service's realservers keep each packet's port: remove port (the check's port goes in [service.check] port)",
+                );
+                None
+            } else {
+                Some(0)
+            }
+        } else {
+            rs.integer::<u16>("port", 1..=65535, port.or(Some(1)))
+        };
         let weight = rs.integer::<u32>("weight", 0..=i64::from(domain::MAX_WEIGHT), Some(1));
         let name = rs.optional("name", domain::parse_name);
         let entry = (|| {
@@ -441,7 +602,10 @@ fn check_unique(root: &Section, services: &[Option<ServiceConfig>]) {
             root.problem(
                 &format!("service[{i}]"),
                 &service.key().to_string(),
-                format!("is the same protocol, vip and port as service[{first}]"),
+                match service.fwmark() {
+                    None => format!("is the same protocol, vip and port as service[{first}]"),
+                    Some(_) => format!("is the same fwmark and family as service[{first}]"),
+                },
             );
         }
     }

@@ -329,3 +329,149 @@ fn metrics_listen_defaults_to_loopback_and_can_be_off() {
         vec!["metrics_listen = \"0.0.0.0:7700\": is also the gRPC listen address: give metrics a port of its own (default 127.0.0.1:9770)"]
     );
 }
+
+const FWMARK: &str = r#"
+listen = "127.0.0.1:7700"
+[[service]]
+name = "llc-fwm"
+fwmark = 7
+vips = ["10.0.0.101", "10.0.0.102"]
+scheduler = "rr"
+interface = "eth0"
+[service.check]
+type = "ssh"
+port = 22
+[[service]]
+name = "llc-fwm6"
+fwmark = 7
+vips = ["fd00::101"]
+interface = "eth0"
+[[service]]
+name = "ssh6"
+vip = "fd00::100"
+port = 22
+interface = "eth0"
+"#;
+
+#[test]
+fn a_fwmark_service_reads_back_per_family() {
+    let config = DirectorConfig::parse(Path::new("director.toml"), FWMARK).unwrap();
+    let [fwm, fwm6, ssh6] = &config.services[..] else {
+        panic!("three services expected");
+    };
+    assert_eq!(fwm.key().to_string(), "FWM 7");
+    assert_eq!(fwm6.key().to_string(), "FWM 7 IPv6");
+    assert_eq!(ssh6.key().to_string(), "TCP [fd00::100]:22");
+    assert!(fwm6.is_ipv6() && ssh6.is_ipv6() && !fwm.is_ipv6());
+    assert_eq!(fwm.vips().len(), 2);
+    assert_eq!(
+        (fwm.port(), fwm.protocol(), fwm.fwmark()),
+        (0, None, Some(7))
+    );
+    // ipvsadm -a -f 7 -r RIP -g: the destination keeps each packet's port; probes go to 22.
+    let dest = fwm.destination("10.0.0.11".parse().unwrap(), 1);
+    assert_eq!((dest.port, dest.forward), (0, ForwardMethod::Route));
+    assert_eq!(fwm.probe_port_of("10.0.0.11".parse().unwrap()), 22);
+    // Without [service.check] a fwmark service probes nothing: it has no port to probe.
+    assert_eq!(fwm6.check.kind, lb_shared::probe::CheckKind::None);
+    let vips: Vec<String> = config
+        .service_vips()
+        .iter()
+        .map(|v| v.vip.to_string())
+        .collect();
+    assert_eq!(vips, ["10.0.0.101", "10.0.0.102", "fd00::101", "fd00::100"]);
+}
+
+fn service_problems(service: &str) -> Vec<String> {
+    problems(&format!(
+        "listen = \"127.0.0.1:7700\"\n[[service]]\nname = \"x\"\ninterface = \"eth0\"\n{service}"
+    ))
+}
+
+#[test]
+fn every_bad_fwmark_combination_names_its_key() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "fwmark = 7\nvip = \"10.0.0.100\"\nport = 22\nprotocol = \"tcp\"\nvips = [\"10.0.0.100\"]\n",
+            &[
+                "service[0].vip = \"10.0.0.100\": a fwmark service takes the addresses its mark covers in vips = [...], not vip",
+                "service[0].port = 22: a fwmark service matches every port the mark covers: remove port (a health check's port goes in [service.check] port)",
+                "service[0].protocol = \"tcp\": a fwmark service matches every protocol the mark covers: remove protocol",
+            ],
+        ),
+        (
+            "fwmark = 7\n",
+            &["service[0].vips: is required for a fwmark service: the addresses its mark covers, e.g. vips = [\"129.129.190.55\"] (the director puts them on its interface, the agents REDIRECT them)"],
+        ),
+        (
+            "fwmark = 7\nvips = []\n",
+            &["service[0].vips: is required for a fwmark service: the addresses its mark covers, e.g. vips = [\"129.129.190.55\"] (the director puts them on its interface, the agents REDIRECT them)"],
+        ),
+        (
+            "fwmark = 0\nvips = [\"10.0.0.100\"]\n",
+            &["service[0].fwmark = 0: must be between 1 and 4294967295"],
+        ),
+        (
+            "fwmark = \"7\"\nvips = [\"10.0.0.100\"]\n",
+            &["service[0].fwmark = \"7\": must be a whole number"],
+        ),
+        (
+            "fwmark = 7\nvips = [\"10.0.0.100\", \"fd00::1\", \"10.0.0.100\", \"nope\"]\n",
+            &[
+                "service[0].vips[3] = \"nope\": is not an IP address: write for example \"129.129.190.54\"",
+            ],
+        ),
+        (
+            "fwmark = 7\nvips = [\"10.0.0.100\", \"fd00::1\", \"10.0.0.100\"]\n",
+            &[
+                "service[0].vips[1] = \"fd00::1\": is not of the family of vips[0] (10.0.0.100): IPVS keeps fwmark services per family; make a second service with the same fwmark for the other family",
+                "service[0].vips[2] = \"10.0.0.100\": is also vips[0]: list each address once",
+            ],
+        ),
+        (
+            "vips = [\"10.0.0.100\"]\n",
+            &[
+                "service[0].vip: is required",
+                "service[0].port: is required",
+                "service[0].vips = [\"10.0.0.100\"]: belongs to a fwmark service: a vip/port service has one vip (or add fwmark = N and remove vip and port)",
+            ],
+        ),
+        (
+            "fwmark = 7\nvips = [\"10.0.0.100\"]\n[service.check]\ntype = \"ssh\"\n",
+            &["service[0].check.port: is required for a fwmark service's check (its destinations have no port): write the port the realservers answer on, e.g. port = 22, or type = \"none\""],
+        ),
+        (
+            "fwmark = 7\nvips = [\"10.0.0.100\"]\n[service.check]\nport = 0\n",
+            &["service[0].check.port = 0: must be between 1 and 65535"],
+        ),
+        (
+            "fwmark = 7\nvips = [\"10.0.0.100\"]\n[[service.realserver]]\naddress = \"10.0.0.11\"\nport = 22\n",
+            &["service[0].realserver[0].port = 22: a fwmark service's realservers keep each packet's port: remove port (the check's port goes in [service.check] port)"],
+        ),
+        (
+            "fwmark = 7\nvips = [\"fd00::100\"]\n[[service.realserver]]\naddress = \"10.0.0.11\"\n",
+            &["service[0].realserver[0].address = \"10.0.0.11\": is not of the VIP's address family: IPVS forwards IPv4 to IPv4 and IPv6 to IPv6"],
+        ),
+    ];
+    for (service, expected) in cases {
+        assert_eq!(&service_problems(service), expected, "for {service:?}");
+    }
+}
+
+#[test]
+fn two_fwmark_services_of_one_mark_and_family_clash() {
+    let text = "listen = \"127.0.0.1:7700\"\n[[service]]\nname = \"a\"\nfwmark = 7\nvips = [\"10.0.0.1\"]\ninterface = \"eth0\"\n[[service]]\nname = \"b\"\nfwmark = 7\nvips = [\"10.0.0.2\"]\ninterface = \"eth0\"\n";
+    assert_eq!(
+        problems(text),
+        ["service[1] = FWM 7: is the same fwmark and family as service[0]"]
+    );
+}
+
+#[test]
+fn the_check_port_moves_probes_of_an_address_service_too() {
+    let text = format!("{SEED}[service.check]\ntype = \"tcp\"\nport = 2222\n");
+    let config = DirectorConfig::parse(Path::new("director.toml"), &text).unwrap();
+    let s = &config.services[0];
+    assert_eq!(s.probe_port_of("129.129.190.175".parse().unwrap()), 2222);
+    assert_eq!(s.port_of("129.129.190.175".parse().unwrap()), 22);
+}

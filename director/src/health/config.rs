@@ -19,6 +19,9 @@ pub struct CheckConfig {
     pub fall: u32,
     /// Consecutive successes before it is up again.
     pub rise: u32,
+    /// `port`: where a destination is probed instead of its own port (keepalived's
+    /// `connect_port`); a fwmark service, whose destinations have no port, needs it.
+    pub port: Option<u16>,
 }
 
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
@@ -44,7 +47,13 @@ impl CheckConfig {
             timeout: DEFAULT_TIMEOUT,
             fall: DEFAULT_FALL,
             rise: DEFAULT_RISE,
+            port: None,
         }
+    }
+
+    /// The port a destination listed on `port` is probed on.
+    pub fn probe_port(&self, port: u16) -> u16 {
+        self.port.unwrap_or(port)
     }
 }
 
@@ -55,11 +64,30 @@ fn default_kind(protocol: Protocol) -> CheckKind {
     }
 }
 
+/// What a service's check is read for: its protocol, or a fwmark service (no protocol, no port
+/// of its own: a probe needs `port`, and without `[service.check]` nothing is probed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckedService {
+    Port(Protocol),
+    FwMark,
+}
+
 /// Reads the optional `[service.check]` of one `[[service]]`, every problem recorded with its key
 /// path. `None` when a problem was found.
-pub fn read_check(service: &Section, protocol: Protocol) -> Option<CheckConfig> {
+pub fn read_check(service: &Section, checked: CheckedService) -> Option<CheckConfig> {
+    let protocol = match checked {
+        CheckedService::Port(protocol) => protocol,
+        // A mark may cover several ports; the operator names the one to probe.
+        CheckedService::FwMark => Protocol::Tcp,
+    };
     let Some(check) = service.table("check") else {
-        return Some(CheckConfig::default_for(protocol));
+        return Some(match checked {
+            CheckedService::Port(protocol) => CheckConfig::default_for(protocol),
+            CheckedService::FwMark => CheckConfig {
+                kind: CheckKind::None,
+                ..CheckConfig::default_for(Protocol::Tcp)
+            },
+        });
     };
     let kind = check.optional("type", |s| {
         let kind = s.parse::<CheckKind>()?;
@@ -74,6 +102,18 @@ pub fn read_check(service: &Section, protocol: Protocol) -> Option<CheckConfig> 
     let timeout = check.optional("timeout", |s| within(s, MIN_TIMEOUT, MAX_INTERVAL));
     let fall = check.integer::<u32>("fall", 1..=MAX_COUNT, Some(DEFAULT_FALL));
     let rise = check.integer::<u32>("rise", 1..=MAX_COUNT, Some(DEFAULT_RISE));
+    let port = check.optional_integer::<u16>("port", 1..=65535);
+    if checked == CheckedService::FwMark
+        && matches!(port, Some(None))
+        && kind.as_ref().is_some_and(|k| *k != Some(CheckKind::None))
+    {
+        check.problem(
+            "port",
+            "",
+            "is required for a fwmark service's check (its destinations have no port): write the port the realservers answer on, e.g. port = 22, or type = \"none\"",
+        );
+        return None;
+    }
     let interval = interval.map(|i| i.unwrap_or(DEFAULT_INTERVAL));
     let timeout = timeout.map(|t| t.unwrap_or(DEFAULT_TIMEOUT));
     if let (Some(interval), Some(timeout)) = (interval, timeout) {
@@ -95,6 +135,7 @@ pub fn read_check(service: &Section, protocol: Protocol) -> Option<CheckConfig> 
         timeout: timeout?,
         fall: fall?,
         rise: rise?,
+        port: port?,
     })
 }
 

@@ -11,7 +11,7 @@ fn read(text: &str) -> Result<Vec<CheckConfig>, Vec<String>> {
             .iter()
             .map(|s| {
                 let protocol = s.optional("protocol", str::parse::<Protocol>)?;
-                read_check(s, protocol.unwrap_or(Protocol::Tcp))
+                read_check(s, CheckedService::Port(protocol.unwrap_or(Protocol::Tcp)))
             })
             .collect::<Vec<_>>()
             .into_iter()
@@ -37,6 +37,7 @@ fn without_a_check_tcp_services_get_a_connect_and_others_none() {
     assert_eq!(
         tcp,
         CheckConfig {
+            port: None,
             kind: CheckKind::Tcp,
             interval: Duration::from_secs(2),
             timeout: Duration::from_secs(1),
@@ -60,6 +61,7 @@ fn every_key_is_read() {
     assert_eq!(
         check,
         CheckConfig {
+            port: None,
             kind: CheckKind::Ssh,
             interval: Duration::from_secs(5),
             timeout: Duration::from_millis(500),

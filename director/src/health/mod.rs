@@ -6,6 +6,6 @@ pub mod config;
 pub mod monitor;
 mod schedule;
 
-pub use config::{read_check, CheckConfig};
+pub use config::{read_check, CheckConfig, CheckedService};
 pub use lb_shared::health::{HealthState, HealthStatus, Transition};
 pub use monitor::{HealthMap, HealthMonitor, Prober, Target, TargetKey, Targets};

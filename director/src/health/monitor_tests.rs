@@ -63,6 +63,7 @@ fn check(kind: CheckKind) -> CheckConfig {
         timeout: Duration::from_secs(1),
         fall: 3,
         rise: 2,
+        port: None,
     }
 }
 

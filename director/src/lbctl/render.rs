@@ -36,6 +36,37 @@ fn port_of(rs: &pb::RealServerStatus, s: &pb::ServiceStatus) -> u32 {
     }
 }
 
+/// The Prot column: `TCP`, `UDP`, `SCTP`, or `FWM` as ipvsadm shows a fwmark service.
+fn service_protocol(s: &pb::ServiceStatus) -> String {
+    if s.fwmark != 0 {
+        "FWM".to_owned()
+    } else {
+        protocol_word(s.protocol).to_uppercase()
+    }
+}
+
+/// `VIP:PORT`, or a fwmark service's mark where ipvsadm puts it (`FWM  7 rr`), with `IPv6`
+/// for an IPv6 one.
+fn service_endpoint(s: &pb::ServiceStatus) -> String {
+    if s.fwmark == 0 {
+        return endpoint(&s.vip, s.port);
+    }
+    if s.vip.contains(':') {
+        format!("{} IPv6", s.fwmark)
+    } else {
+        s.fwmark.to_string()
+    }
+}
+
+/// `  (vips 10.0.0.101 10.0.0.102)`: the addresses a fwmark service's mark covers.
+fn fwmark_vips(s: &pb::ServiceStatus) -> String {
+    if s.fwmark == 0 || s.vips.is_empty() {
+        String::new()
+    } else {
+        format!("  (vips {})", s.vips.join(" "))
+    }
+}
+
 fn endpoint(addr: &str, port: u32) -> String {
     if addr.contains(':') {
         format!("[{addr}]:{port}")
@@ -105,11 +136,12 @@ pub fn render_table(status: &pb::StatusResponse) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<4} {} {} {}{missing}",
-            protocol_word(s.protocol).to_uppercase(),
-            endpoint(&s.vip, s.port),
+            "{:<4} {} {} {}{}{missing}",
+            service_protocol(s),
+            service_endpoint(s),
             s.scheduler,
-            s.name
+            s.name,
+            fwmark_vips(s)
         );
         for rs in &s.realservers {
             let weight = rs.weight.map_or("-".to_owned(), |w| w.to_string());
@@ -151,6 +183,11 @@ struct JsonService<'a> {
     protocol: &'static str,
     vip: &'a str,
     port: u32,
+    /// A fwmark service's mark (then `protocol` is "fwmark", `vip` its first VIP, `port` 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fwmark: Option<u32>,
+    /// Every VIP of the service.
+    vips: &'a [String],
     scheduler: &'a str,
     forward: &'a str,
     in_kernel: bool,
@@ -213,9 +250,15 @@ fn json_status(status: &pb::StatusResponse) -> JsonStatus<'_> {
             .iter()
             .map(|s| JsonService {
                 name: &s.name,
-                protocol: protocol_word(s.protocol),
+                protocol: if s.fwmark != 0 {
+                    "fwmark"
+                } else {
+                    protocol_word(s.protocol)
+                },
                 vip: &s.vip,
                 port: s.port,
+                fwmark: (s.fwmark != 0).then_some(s.fwmark),
+                vips: &s.vips,
                 scheduler: &s.scheduler,
                 forward: &s.forward,
                 in_kernel: s.in_kernel,

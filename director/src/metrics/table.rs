@@ -13,7 +13,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
-use lb_ipvs::{DestinationKey, ServiceKey};
+use lb_ipvs::{DestinationKey, Family, ServiceKey};
 use lb_shared::probe::CheckKind;
 
 use crate::config::{DirectorConfig, ServiceConfig};
@@ -40,22 +40,34 @@ pub struct TableRows {
     pub service_bytes: Vec<(Labels, u64)>,
 }
 
-/// A service's name and labels: a configured one, or one still retiring.
+/// A service's name and labels: a configured one, or one still retiring. A fwmark service has
+/// no VIP:port of its own: `fwmark` and `family` take the place of `vip`, `port`, `protocol`,
+/// so the address services' series stay as they were.
 fn service_labels(key: &ServiceKey, name: &str) -> Option<Labels> {
-    let ServiceKey::Addr {
-        protocol,
-        addr,
-        port,
-    } = key
-    else {
-        return None;
-    };
-    Some(vec![
-        ("service", name.to_owned()),
-        ("vip", addr.to_string()),
-        ("port", port.to_string()),
-        ("protocol", protocol.to_string()),
-    ])
+    Some(match key {
+        ServiceKey::Addr {
+            protocol,
+            addr,
+            port,
+        } => vec![
+            ("service", name.to_owned()),
+            ("vip", addr.to_string()),
+            ("port", port.to_string()),
+            ("protocol", protocol.to_string()),
+        ],
+        ServiceKey::FwMark { family, mark } => vec![
+            ("service", name.to_owned()),
+            ("fwmark", mark.to_string()),
+            (
+                "family",
+                match family {
+                    Family::Inet => "ipv4",
+                    Family::Inet6 => "ipv6",
+                }
+                .to_owned(),
+            ),
+        ],
+    })
 }
 
 fn with(labels: &Labels, more: &[(&'static str, String)]) -> Labels {

@@ -25,12 +25,19 @@ pub fn unix_now() -> u64 {
 }
 
 pub fn owned_service(s: &ServiceConfig) -> OwnedService {
+    let (first, more) = s
+        .vips()
+        .split_first()
+        .map_or((None, &[][..]), |(f, m)| (Some(*f), m));
     OwnedService {
         name: s.name.clone(),
-        protocol: s.protocol.to_string(),
-        vip: s.vip,
-        port: s.port,
+        protocol: s.protocol().map_or("fwmark".to_owned(), |p| p.to_string()),
+        // A service always has a VIP: the config refuses a fwmark service without one.
+        vip: first.unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+        port: s.port(),
         interface: s.interface.clone(),
+        fwmark: s.fwmark(),
+        more_vips: more.to_vec(),
     }
 }
 
@@ -83,10 +90,12 @@ pub fn next_retire_deadline(state: &State, config: &DirectorConfig) -> Option<In
 /// remembered; its VIP is what matters, so it counts as direct routing for the sysctls.
 pub fn host_services(config: &DirectorConfig, state: &State) -> Vec<ServiceVip> {
     let mut services = config.service_vips();
-    services.extend(state.retiring.iter().map(|r| ServiceVip {
-        interface: r.service.interface.clone(),
-        vip: r.service.vip,
-        forward: Forward::Dr,
+    services.extend(state.retiring.iter().flat_map(|r| {
+        r.service.vips().into_iter().map(|v| ServiceVip {
+            interface: v.interface,
+            vip: v.vip,
+            forward: Forward::Dr,
+        })
     }));
     services
 }

@@ -39,7 +39,7 @@ pub fn targets(
             targets.insert(
                 TargetKey {
                     service: service.name.clone(),
-                    addr: SocketAddr::new(dest.addr, dest.port),
+                    addr: SocketAddr::new(dest.addr, service.check.probe_port(dest.port)),
                 },
                 Target {
                     realserver_name: name,
@@ -66,7 +66,7 @@ pub fn say_when_all_down(
                 && want.destinations.values().all(|d| {
                     let key = TargetKey {
                         service: service.name.clone(),
-                        addr: SocketAddr::new(d.addr, d.port),
+                        addr: SocketAddr::new(d.addr, service.check.probe_port(d.port)),
                     };
                     let probe_down = health.get(&key).is_some_and(|h| !h.up);
                     let agent_down = leases.get(&d.addr).is_some_and(|rs| {

@@ -58,6 +58,13 @@ pub struct OwnedService {
     pub vip: IpAddr,
     pub port: u16,
     pub interface: String,
+    /// A fwmark service's mark; then `vip` is its first VIP, `port` 0 and `protocol` unused.
+    /// Absent from files of older directors, which had address services only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<u32>,
+    /// A fwmark service's VIPs after the first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_vips: Vec<IpAddr>,
 }
 
 impl OwnedService {
@@ -67,6 +74,12 @@ impl OwnedService {
 
     /// The IPVS service; None for a protocol this build does not know (a newer state file).
     pub fn key(&self) -> Option<ServiceKey> {
+        if let Some(mark) = self.fwmark {
+            return Some(ServiceKey::FwMark {
+                family: lb_ipvs::Family::of(&self.vip),
+                mark,
+            });
+        }
         Some(ServiceKey::Addr {
             protocol: self.protocol()?,
             addr: self.vip,
@@ -74,11 +87,15 @@ impl OwnedService {
         })
     }
 
-    pub fn vip(&self) -> OwnedVip {
-        OwnedVip {
-            interface: self.interface.clone(),
-            vip: self.vip,
-        }
+    /// The VIPs it put on its interface.
+    pub fn vips(&self) -> Vec<OwnedVip> {
+        std::iter::once(self.vip)
+            .chain(self.more_vips.iter().copied())
+            .map(|vip| OwnedVip {
+                interface: self.interface.clone(),
+                vip,
+            })
+            .collect()
     }
 }
 
@@ -129,8 +146,8 @@ impl State {
     /// no service wants them.
     pub fn known_vips(&self) -> Vec<OwnedVip> {
         let mut vips: BTreeSet<OwnedVip> = self.vips.clone();
-        vips.extend(self.owned.iter().map(OwnedService::vip));
-        vips.extend(self.retiring.iter().map(|r| r.service.vip()));
+        vips.extend(self.owned.iter().flat_map(OwnedService::vips));
+        vips.extend(self.retiring.iter().flat_map(|r| r.service.vips()));
         vips.into_iter().collect()
     }
 }

@@ -35,8 +35,9 @@ impl<R> Clone for SharedRules<R> {
 }
 
 impl<R: RuleBackend> SharedRules<R> {
-    pub(crate) fn new(backend: R, limit: Duration) -> SharedRules<R> {
-        let keeper = RuleKeeper::new(Bounded::new(backend, limit));
+    /// Rules of `address`'s family only (see [`RuleKeeper::of_family`]).
+    pub(crate) fn new(backend: R, limit: Duration, address: std::net::IpAddr) -> SharedRules<R> {
+        let keeper = RuleKeeper::new(Bounded::new(backend, limit)).of_family(address);
         SharedRules {
             presence: keeper.presence(),
             keeper: Arc::new(Mutex::new(keeper)),

@@ -120,8 +120,15 @@ impl Collector for StateCollector {
             let labels = [
                 ("service", rule.service.clone()),
                 ("vip", rule.vip.to_string()),
-                ("port", rule.port.to_string()),
-                ("protocol", rule.protocol.to_string()),
+                // Empty for a fwmark service's rule, which takes every port and protocol.
+                (
+                    "port",
+                    rule.port.map_or(String::new(), |p| p.port.to_string()),
+                ),
+                (
+                    "protocol",
+                    rule.port.map_or(String::new(), |p| p.protocol.to_string()),
+                ),
             ];
             ConstGauge::new(i64::from(present)).encode(family.encode_family(&labels)?)?;
         }

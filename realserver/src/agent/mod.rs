@@ -103,7 +103,7 @@ pub async fn run_with(
         let _watchdog_stops_with_us = alive.clone().drop_guard();
         notify::spawn_watchdog(alive);
         state.send_replace(AgentState::Starting);
-        let rules = SharedRules::new(rules, config.iptables_timeout);
+        let rules = SharedRules::new(rules, config.iptables_timeout, config.address);
         let (check_period, periods) = watch::channel(config.rule_check_interval);
         let checks = rules.spawn_checks(periods);
         let selfchecks = SelfChecks::new();

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use lb_shared::domain::Protocol;
 
-use super::{Ensured, MemoryRules, RedirectRule, Removed, RuleBackend, CHAIN};
+use super::{Ensured, MemoryRules, RedirectRule, Removed, RuleBackend, ServicePort, CHAIN};
 
 /// What a person does at the shell beside the agent.
 pub trait Shell {
@@ -46,12 +46,19 @@ pub fn ssh_rule(vip: &str) -> RedirectRule {
 
 pub fn rule(service: &str, vip: &str, port: u16, protocol: Protocol) -> RedirectRule {
     RedirectRule {
+        port: Some(ServicePort { protocol, port }),
+        ..fwmark_rule(service, vip)
+    }
+}
+
+/// A firewall-mark service's rule: every packet for the VIP.
+pub fn fwmark_rule(service: &str, vip: &str) -> RedirectRule {
+    RedirectRule {
         service: service.to_owned(),
         vip: vip
             .parse::<IpAddr>()
             .unwrap_or_else(|e| panic!("{vip}: {e}")),
-        port,
-        protocol,
+        port: None,
     }
 }
 
@@ -147,6 +154,8 @@ pub async fn lists_its_own_rules_of_every_family(backend: &impl RuleBackend, _sh
         rule("dns", "198.18.1.55", 53, Protocol::Udp),
         rule("signalling", "198.18.1.56", 2905, Protocol::Sctp),
         rule("llc-ssh6", "2001:db8::54", 22, Protocol::Tcp),
+        fwmark_rule("llc-fwm", "198.18.1.57"),
+        fwmark_rule("llc-fwm6", "2001:db8::57"),
     ];
     assert!(
         owned(backend).await.is_empty(),

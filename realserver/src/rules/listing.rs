@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use lb_shared::domain::Protocol;
 
-use super::{RedirectRule, CHAIN, COMMENT_PREFIX};
+use super::{RedirectRule, ServicePort, CHAIN, COMMENT_PREFIX};
 
 /// What a listed line is to the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,11 +74,17 @@ fn parse_owned(tokens: &[&str], service: &str) -> Result<RedirectRule, String> {
     if !redirect {
         return Err("does not jump to REDIRECT".into());
     }
+    let port = match (protocol, port) {
+        (Some(protocol), Some(port)) => Some(ServicePort { protocol, port }),
+        // A fwmark service's rule: every packet for the VIP.
+        (None, None) => None,
+        (Some(_), None) => return Err("has -p but no --dport".into()),
+        (None, Some(_)) => return Err("has --dport but no -p".into()),
+    };
     Ok(RedirectRule {
         service: service.to_owned(),
         vip: vip.ok_or("has no -d")?,
-        port: port.ok_or("has no --dport")?,
-        protocol: protocol.ok_or("has no -p")?,
+        port,
     })
 }
 

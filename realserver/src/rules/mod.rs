@@ -5,7 +5,9 @@
 //! VIP, which this host does not own. The seed's `/etc/init.d/lvs` answered with
 //! `iptables -t nat -A PREROUTING -d $VIP -j REDIRECT`; the agent narrows that to the service's
 //! protocol and port and tags the rule with a comment, so it can tell its own rules from anybody
-//! else's and never touch the latter.
+//! else's and never touch the latter. A firewall-mark service has no port of its own (the
+//! director's mangle rule decides which packets it takes), so its rule keeps the seed's shape,
+//! every packet for the VIP, tagged the same way.
 
 use std::fmt;
 use std::future::Future;
@@ -32,26 +34,37 @@ pub const CHAIN: &str = "PREROUTING";
 /// The comment prefix that marks a rule as the agent's: `lb-agent:<service>`.
 pub const COMMENT_PREFIX: &str = "lb-agent:";
 
-/// One service's REDIRECT rule: packets for `vip:port` over `protocol` are delivered locally.
+/// One service's REDIRECT rule: packets for `vip` (on `port`, when given) are delivered
+/// locally.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RedirectRule {
     /// The director's service name; it goes into the rule's comment.
     pub service: String,
     pub vip: IpAddr,
-    pub port: u16,
+    /// The service's protocol and port; None for a firewall-mark service: every packet for
+    /// the VIP (only what the director's mark covers is sent here).
+    pub port: Option<ServicePort>,
+}
+
+/// `-p PROTOCOL --dport PORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServicePort {
     pub protocol: Protocol,
+    pub port: u16,
 }
 
 impl RedirectRule {
     /// The rule as iptables takes it after `-A PREROUTING`:
-    /// `-d VIP/32 -p tcp --dport 22 -m comment --comment "lb-agent:llc-ssh" -j REDIRECT`.
+    /// `-d VIP/32 -p tcp --dport 22 -m comment --comment "lb-agent:llc-ssh" -j REDIRECT`
+    /// (a fwmark service's without `-p` and `--dport`).
     pub fn spec(&self) -> String {
+        let port = self.port.map_or(String::new(), |p| {
+            format!(" -p {} --dport {}", p.protocol, p.port)
+        });
         format!(
-            "-d {}/{} -p {} --dport {} -m comment --comment \"{}\" -j REDIRECT",
+            "-d {}/{}{port} -m comment --comment \"{}\" -j REDIRECT",
             self.vip,
             self.prefix_len(),
-            self.protocol,
-            self.port,
             self.comment()
         )
     }
@@ -59,13 +72,13 @@ impl RedirectRule {
     /// The rule as `iptables -S PREROUTING` prints it back (iptables adds the protocol's match
     /// module, `-m tcp`).
     pub fn listing(&self) -> String {
+        let port = self.port.map_or(String::new(), |p| {
+            format!(" -p {} -m {} --dport {}", p.protocol, p.protocol, p.port)
+        });
         format!(
-            "-A {CHAIN} -d {}/{} -p {} -m {} --dport {} -m comment --comment \"{}\" -j REDIRECT",
+            "-A {CHAIN} -d {}/{}{port} -m comment --comment \"{}\" -j REDIRECT",
             self.vip,
             self.prefix_len(),
-            self.protocol,
-            self.protocol,
-            self.port,
             self.comment()
         )
     }

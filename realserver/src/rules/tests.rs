@@ -5,8 +5,10 @@ fn ssh(vip: &str) -> RedirectRule {
     RedirectRule {
         service: "llc-ssh".into(),
         vip: vip.parse().unwrap(),
-        port: 22,
-        protocol: Protocol::Tcp,
+        port: Some(ServicePort {
+            protocol: Protocol::Tcp,
+            port: 22,
+        }),
     }
 }
 
@@ -28,8 +30,10 @@ fn renders_ipv6_for_ip6tables() {
     let rule = RedirectRule {
         service: "dns".into(),
         vip: "2001:db8::53".parse().unwrap(),
-        port: 53,
-        protocol: Protocol::Udp,
+        port: Some(ServicePort {
+            protocol: Protocol::Udp,
+            port: 53,
+        }),
     };
     assert!(rule.is_ipv6());
     assert_eq!(
@@ -46,7 +50,7 @@ fn reads_back_what_iptables_lists() {
     assert_eq!(ssh("198.18.1.54").listing(), line);
     let sctp = r#"-A PREROUTING -d 198.18.1.56/32 -p sctp -m sctp --dport 2905 -m comment --comment "lb-agent:x" -j REDIRECT"#;
     assert!(
-        matches!(parse_line(sctp), Listed::Owned(r) if r.protocol == Protocol::Sctp && r.port == 2905)
+        matches!(parse_line(sctp), Listed::Owned(r) if r.port == Some(ServicePort { protocol: Protocol::Sctp, port: 2905 }))
     );
 }
 
@@ -77,4 +81,27 @@ fn tagged_rules_in_another_shape_are_left_alone() {
             parse_line(line)
         );
     }
+}
+
+#[test]
+fn a_fwmark_rule_takes_every_packet_for_its_vip() {
+    let rule = RedirectRule {
+        service: "llc-fwm".into(),
+        vip: "2001:db8::57".parse().unwrap(),
+        port: None,
+    };
+    assert_eq!(
+        rule.to_string(),
+        r#"ip6tables -t nat -A PREROUTING -d 2001:db8::57/128 -m comment --comment "lb-agent:llc-fwm" -j REDIRECT"#
+    );
+    // As `ip6tables -t nat -S PREROUTING` prints it.
+    let line =
+        r#"-A PREROUTING -d 2001:db8::57/128 -m comment --comment "lb-agent:llc-fwm" -j REDIRECT"#;
+    assert_eq!(rule.listing(), line);
+    assert_eq!(parse_line(line), Listed::Owned(rule));
+    let half = r#"-A PREROUTING -d 10.0.0.1/32 -p tcp -m tcp -m comment --comment "lb-agent:x" -j REDIRECT"#;
+    assert_eq!(
+        parse_line(half),
+        Listed::Unreadable("has -p but no --dport".into())
+    );
 }

@@ -163,6 +163,7 @@ fn bindings_ask_for_a_check_or_none() {
         timeout_ms,
         fall: 3,
         rise: 2,
+        port: 0,
     };
     let from =
         |check: Option<HealthCheck>| SelfCheck::from_binding("llc-ssh", check.as_ref(), rip, 22);

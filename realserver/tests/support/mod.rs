@@ -302,6 +302,7 @@ impl Registry for Service {
                     port: port.into(),
                     protocol: Protocol::Tcp.into(),
                     check: check.clone(),
+                    fwmark: 0,
                 })
                 .collect(),
         }))

@@ -27,6 +27,7 @@ pub fn check(kind: &str) -> HealthCheck {
         timeout_ms: 80,
         fall: FALL,
         rise: RISE,
+        port: 0,
     }
 }
 
