@@ -132,7 +132,13 @@ fn document() -> impl Strategy<Value = Table> {
 fn to_toml(config: &AgentConfig) -> String {
     let mut root = Table::new();
     let string = |s: String| Value::String(s);
-    root.insert("director".into(), string(config.director.to_string()));
+    match config.directors.as_slice() {
+        [one] => root.insert("director".into(), string(one.to_string())),
+        several => root.insert(
+            "directors".into(),
+            Value::Array(several.iter().map(|d| string(d.to_string())).collect()),
+        ),
+    };
     if let Some(tls) = &config.tls {
         root.insert("tls".into(), tls_value(tls));
     }

@@ -49,8 +49,8 @@ fn seed_with(key: &str, line: &str) -> String {
 #[test]
 fn the_seed_realserver_reads_with_defaults() {
     let config = parse_as("ignored", SEED).unwrap();
-    assert_eq!(config.director.authority(), "129.129.190.53:7700");
-    assert!(!config.director.is_https());
+    assert_eq!(config.directors[0].authority(), "129.129.190.53:7700");
+    assert!(!config.directors[0].is_https());
     assert_eq!(config.name, "llc5");
     assert_eq!(config.address, "129.129.190.175".parse::<IpAddr>().unwrap());
     assert_eq!(
@@ -253,10 +253,10 @@ fn the_shipped_example_is_valid() {
     let text = include_str!("../../../deploy/agent.example.toml")
         .replace("/etc/lb/tls", pki.path().to_str().unwrap());
     let config = parse_as("ignored", &text).unwrap();
-    assert!(config.director.is_https());
+    assert!(config.directors[0].is_https());
     assert!(config.tls.is_some());
     assert_eq!(config.name, "llc5");
-    assert_eq!(config.director.authority(), "129.129.190.53:7700");
+    assert_eq!(config.directors[0].authority(), "129.129.190.53:7700");
     assert_eq!(config.address.to_string(), "129.129.190.175");
     assert_eq!(config.weight_of("llc-ssh"), Some(1));
 }
@@ -278,8 +278,8 @@ fn an_https_director_needs_tls_files_and_http_takes_none() {
         k = key.display().to_string()
     ))
     .unwrap();
-    assert!(config.director.is_https());
-    assert_eq!(config.director.authority(), "lb.example:7700");
+    assert!(config.directors[0].is_https());
+    assert_eq!(config.directors[0].authority(), "lb.example:7700");
     assert!(config
         .tls
         .unwrap()

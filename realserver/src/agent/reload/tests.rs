@@ -1,4 +1,5 @@
 use std::path::Path;
+use std::time::Duration;
 
 use super::*;
 
@@ -22,7 +23,7 @@ fn each_change_is_named() {
         "rule_check_interval = \"1s\"\n[[service]]\nname = \"llc-ssh\"\nweight = 2\n\
          [[service]]\nname = \"web\"\n",
     );
-    new.director = crate::config::DirectorUrl::parse("http://10.0.0.3:7700").expect("a URL");
+    new.directors = vec![crate::config::DirectorUrl::parse("http://10.0.0.3:7700").expect("a URL")];
     assert_eq!(
         changes(&old, &new),
         Ok(vec![
