@@ -212,6 +212,9 @@ fn read_directors(root: &Section) -> Option<Vec<DirectorUrl>> {
     let written = root.peek("directors").cloned();
     match (root.peek("director").is_some(), written.is_some()) {
         (true, true) => {
+            // Read both, so neither is also reported as unknown.
+            let _ = root.optional("director", |_| Ok(()));
+            let _ = root.strings("directors", |_| Ok(()));
             root.problem(
                 "directors",
                 "",
@@ -219,7 +222,15 @@ fn read_directors(root: &Section) -> Option<Vec<DirectorUrl>> {
             );
             None
         }
-        (_, false) => root
+        (false, false) => {
+            root.problem(
+                "director",
+                "",
+                "is required: the director's URL, or directors = [URL, ...] for several",
+            );
+            None
+        }
+        (true, false) => root
             .required("director", DirectorUrl::parse)
             .map(|d| vec![d]),
         (false, true) => {
