@@ -205,7 +205,8 @@ async fn a_reload_adds_a_director_and_removes_one() {
     let b = start_director(dir.path(), "llclb2").await;
     let (url_a, url_b) = (a.url(), b.url());
     let chain = MemoryRules::new();
-    let (agent, metrics, current, reloads) = spawn(agent_for(&[url_a.clone()]), &chain).await;
+    let (agent, metrics, current, reloads) =
+        spawn(agent_for(std::slice::from_ref(&url_a)), &chain).await;
     until("llc5 in llclb1's table", || async { joined(&a).await }).await;
     assert!(b.weight(RIP).await.is_none());
 
@@ -221,7 +222,7 @@ async fn a_reload_adds_a_director_and_removes_one() {
         "llclb1's lease was disturbed by the reload"
     );
 
-    *current.lock().unwrap() = agent_for(&[url_b.clone()]);
+    *current.lock().unwrap() = agent_for(std::slice::from_ref(&url_b));
     let summary = reloads.reload().await.unwrap();
     assert_eq!(
         summary,
