@@ -259,6 +259,14 @@ fn the_shipped_example_is_valid() {
     assert_eq!(config.directors[0].authority(), "129.129.190.53:7700");
     assert_eq!(config.address.to_string(), "129.129.190.175");
     assert_eq!(config.weight_of("llc-ssh"), Some(1));
+
+    // Its commented-out `directors` line, written in place of `director`, holds too.
+    let ha = text
+        .replace("director = \"https://129.129.190.53:7700\"\n", "")
+        .replace("# directors = [", "directors = [");
+    let config = parse_as("ignored", &ha).unwrap();
+    assert_eq!(config.directors.len(), 2);
+    assert!(config.directors.iter().all(DirectorUrl::is_https));
 }
 
 #[test]
