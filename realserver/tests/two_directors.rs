@@ -257,3 +257,72 @@ async fn a_reload_adds_a_director_and_removes_one() {
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_one_director_refuses_changes_nothing_on_either() {
+    use lb_ipvs::{IpvsBackend, ServiceKey};
+    let dir = tempfile::tempdir().unwrap();
+    let a = start_director(dir.path(), "llclb1").await;
+    // llclb2 alone has a "web" service: it takes the new registration, llclb1 refuses it.
+    let web = "\n[[service]]\nname = \"web\"\nvip = \"10.0.0.100\"\nport = 80\nprotocol = \"tcp\"\n\
+               scheduler = \"rr\"\nforward = \"dr\"\ninterface = \"eth0\"\n[service.check]\ntype = \"none\"\n";
+    let b_dir = dir.path().join("llclb2");
+    let b_text = format!("{}{web}", lb_director::testing::config_text(&b_dir, "1s"));
+    let b = TestDirector::start_with(Arc::new(MemoryIpvs::new()), &b_dir, &b_text).await;
+    let (url_a, url_b) = (a.url(), b.url());
+    let chain = MemoryRules::new();
+    let (agent, metrics, current, reloads) =
+        spawn(agent_for(&[url_a.clone(), url_b.clone()]), &chain).await;
+    until("llc5 in both tables", || async {
+        joined(&a).await && joined(&b).await
+    })
+    .await;
+
+    let mut with_web = agent_for(&[url_a.clone(), url_b.clone()]);
+    with_web
+        .services
+        .push(lb_realserver::config::ServiceConfig {
+            name: "web".into(),
+            weight: 1,
+        });
+    *current.lock().unwrap() = with_web;
+    let refused = reloads.reload().await.unwrap_err();
+    assert!(
+        refused.starts_with(&format!(
+            "{}: the director refused the new registration",
+            a.addr
+        )),
+        "{refused}"
+    );
+    // llclb2 got the running config back: its web service ends up without llc5, and both
+    // keep llc5 on ssh with the one rule.
+    let web_key = ServiceKey::Addr {
+        protocol: lb_shared::domain::Protocol::Tcp,
+        addr: lb_director::testing::VIP.parse().unwrap(),
+        port: 80,
+    };
+    until("llclb2's web service without llc5", || async {
+        b.ipvs
+            .destinations(&web_key)
+            .await
+            .map(|d| d.is_empty())
+            .unwrap_or(true)
+    })
+    .await;
+    until("registered with both", || async {
+        registered(metrics, &url_a).await == Some(1.0)
+            && registered(metrics, &url_b).await == Some(1.0)
+    })
+    .await;
+    assert!(joined(&a).await && joined(&b).await);
+    assert_eq!(
+        chain.lines().len(),
+        1,
+        "only the ssh rule: {:?}",
+        chain.lines()
+    );
+
+    agent.stop().await.0.unwrap();
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}

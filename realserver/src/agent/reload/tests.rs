@@ -66,3 +66,44 @@ fn metrics_listen_needs_a_restart() {
         ])
     );
 }
+
+fn urls(list: &[&str]) -> Vec<crate::config::DirectorUrl> {
+    list.iter()
+        .map(|u| crate::config::DirectorUrl::parse(u).expect("a URL"))
+        .collect()
+}
+
+#[test]
+fn directors_added_and_removed_are_named() {
+    let old = config("[[service]]\nname = \"llc-ssh\"\n");
+    let mut new = old.clone();
+    new.directors = urls(&["http://10.0.0.2:7700", "http://10.0.0.3:7700"]);
+    assert_eq!(
+        changes(&old, &new),
+        Ok(vec!["director http://10.0.0.3:7700/ added".to_owned()])
+    );
+    assert_eq!(
+        changes(&new, &old),
+        Ok(vec!["director http://10.0.0.3:7700/ removed".to_owned()])
+    );
+    let mut reordered = new.clone();
+    reordered.directors.reverse();
+    assert_eq!(
+        changes(&new, &reordered),
+        Ok(vec![]),
+        "the order is no change"
+    );
+}
+
+#[test]
+fn sessions_follow_their_url_and_one_director_edited_stays_its_session() {
+    let ab = urls(&["http://a:1", "http://b:1"]);
+    let bc = urls(&["http://b:1", "http://c:1"]);
+    assert_eq!(sessions_for(&ab, &bc), vec![Some(1), None]);
+    assert_eq!(sessions_for(&ab, &ab[..1]), vec![Some(0)]);
+    assert_eq!(
+        sessions_for(&ab[..1], &bc[1..]),
+        vec![Some(0)],
+        "a single director edited"
+    );
+}
