@@ -16,7 +16,7 @@ use std::time::Duration;
 use lb_director::testing::TestDirector;
 use lb_ipvs::MemoryIpvs;
 use lb_realserver::config::{AgentConfig, DirectorUrl};
-use lb_realserver::rules::MemoryRules;
+use lb_realserver::rules::{MemoryRules, RuleChange};
 use lb_realserver::ReloadSource;
 use lb_shared::metrics::{scrape, Samples};
 use support::{agent_config, spawn_serving, RunningAgent};
@@ -86,6 +86,15 @@ async fn registered(metrics: SocketAddr, url: &str) -> Option<f64> {
         .value("lb_agent_registered", &[("director", &url)])
 }
 
+/// How often a rule went into the chain.
+fn added(chain: &MemoryRules) -> usize {
+    chain
+        .journal()
+        .iter()
+        .filter(|c| matches!(c, RuleChange::Added(_)))
+        .count()
+}
+
 async fn joined(director: &TestDirector) -> bool {
     director.weight(RIP).await == Some(1)
 }
@@ -108,6 +117,7 @@ async fn one_director_away_changes_nothing_on_the_other_and_is_rejoined() {
         "one REDIRECT rule for both: {:?}",
         chain.lines()
     );
+    assert_eq!(added(&chain), 1, "installed once: {:?}", chain.journal());
     until("registered with both", || async {
         registered(metrics, &url_a).await == Some(1.0)
             && registered(metrics, &url_b).await == Some(1.0)
@@ -156,6 +166,12 @@ async fn one_director_away_changes_nothing_on_the_other_and_is_rejoined() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(joined(&a).await, "llclb1 lost llc5 after its restart");
     assert!(joined(&b).await);
+    assert_eq!(
+        added(&chain),
+        1,
+        "the rejoin touched the rule: {:?}",
+        chain.journal()
+    );
 
     // A stop leaves both directors: deregistered, and (idle) removed from both tables.
     agent.stop().await.0.unwrap();
