@@ -13,7 +13,7 @@ use lb_shared::domain::{parse_unicast, Protocol};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, DirectorUrl, TlsFiles};
 use crate::rules::RedirectRule;
 use crate::selfcheck::{SelfCheck, SelfCheckError};
 
@@ -87,16 +87,19 @@ pub(crate) struct Registry {
 impl Registry {
     /// Connects lazily: the first call makes the connection, and later calls make a new one
     /// after it broke, so a director that is down at start is simply retried.
-    pub(crate) fn new(config: &AgentConfig) -> Result<Registry, RegistryError> {
-        let mut endpoint = Endpoint::from(config.director.uri().clone())
+    pub(crate) fn new(
+        director: &DirectorUrl,
+        tls: Option<&TlsFiles>,
+    ) -> Result<Registry, RegistryError> {
+        let mut endpoint = Endpoint::from(director.uri().clone())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CALL_TIMEOUT);
-        if config.director.is_https() {
+        if director.is_https() {
             // The cluster CA replaces the host's trust store: it vouches for the director and
             // for nothing else; the agent's own certificate names it to the director.
-            let Some(files) = &config.tls else {
+            let Some(files) = tls else {
                 return Err(RegistryError::TlsMissing {
-                    url: config.director.to_string(),
+                    url: director.to_string(),
                 });
             };
             let tls = ClientTlsConfig::new()
@@ -105,7 +108,7 @@ impl Registry {
             endpoint = endpoint
                 .tls_config(tls)
                 .map_err(|source| RegistryError::Tls {
-                    url: config.director.to_string(),
+                    url: director.to_string(),
                     source,
                 })?;
         }
