@@ -92,7 +92,13 @@ pub fn status(director: &Director) -> pb::StatusResponse {
                 .unwrap_or_default(),
         })
         .collect();
-    pb::StatusResponse { services, refused }
+    pb::StatusResponse {
+        services,
+        refused,
+        // Filled by the HA work (role) and the peers work (name); until then: one director.
+        role: pb::DirectorRole::Single as i32,
+        director: String::new(),
+    }
 }
 
 /// Why a destination counts as down: the director's probe first, then the agent's own check.
