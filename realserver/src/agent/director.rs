@@ -4,7 +4,6 @@
 //! delays nobody's traffic with the others: the sessions share the rules, the self-checks and
 //! the board, and none of those is held across a call to a director.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,10 +24,27 @@ use crate::selfcheck::Verdicts;
 
 /// What the agent's reload tells a running session.
 pub(super) enum Command {
+    /// Register `config` with this director before the reload switches anything. The session
+    /// does it itself, between two of its own calls, and then holds its heartbeats until the
+    /// reload's next word ([`Command::Switch`], [`Command::Register`] or [`Command::Resume`]):
+    /// the new lease replaces the held one on the director at once, so a heartbeat of the old
+    /// lease meanwhile would be refused, and the session would register its running config
+    /// over the reload's lease.
+    Ask(Box<Ask>),
     Switch(Box<Switch>),
     /// A refused reload left this director holding a lease for services the running config
     /// does not have: register again with the running config now.
     Register,
+    /// A refused reload asked this director nothing that needs undoing: go on as before.
+    Resume,
+}
+
+/// The reload's question: the lease `config` gets from this director (through `registry`);
+/// None when the session holds no lease (it registers the new config once switched).
+pub(super) struct Ask {
+    pub(super) config: Arc<AgentConfig>,
+    pub(super) registry: Registry,
+    pub(super) answer: oneshot::Sender<Result<Option<Lease>, RegistryError>>,
 }
 
 /// Switch to `config` (and `url`, `registry`, when they changed); `lease` is one the reload
@@ -62,8 +78,8 @@ pub(super) struct Session<R> {
     pub(super) registered: Vec<ServiceConfig>,
     /// The director trouble last logged, so an outage is one line, not one per attempt.
     pub(super) director_problem: Option<String>,
-    /// Mirrors `lease.is_some()` for the agent's reload.
-    pub(super) holds_lease: Arc<AtomicBool>,
+    /// A reload asked this director and has not said what next: no calls to it meanwhile.
+    pub(super) held: bool,
 }
 
 impl<R: RuleBackend> Session<R> {
@@ -123,7 +139,7 @@ impl<R: RuleBackend> Session<R> {
                         next_call = Instant::now() + wait;
                     }
                 }
-                () = tokio::time::sleep_until(next_call) => {
+                () = tokio::time::sleep_until(next_call), if !self.held => {
                     let span = info_span!("registry");
                     let wait = tokio::select! {
                         biased;
@@ -138,7 +154,25 @@ impl<R: RuleBackend> Session<R> {
 
     /// Answers when to talk to the director next, if that changed.
     async fn command(&mut self, command: Command) -> Option<Duration> {
+        self.held = false;
         match command {
+            Command::Ask(ask) => {
+                let Ask {
+                    config,
+                    registry,
+                    answer,
+                } = *ask;
+                let asked = match self.lease {
+                    Some(_) => registry.register(&config).await.map(Some),
+                    None => Ok(None),
+                };
+                // Held only if the director may have replaced our lease: otherwise the old
+                // lease is still the one it knows and heartbeats go on.
+                self.held = matches!(asked, Ok(Some(_)));
+                let _ = answer.send(asked);
+                None
+            }
+            Command::Resume => None,
             Command::Switch(switch) => {
                 let Switch {
                     config,
@@ -173,11 +207,6 @@ impl<R: RuleBackend> Session<R> {
         }
     }
 
-    fn note_lease(&self) {
-        self.holds_lease
-            .store(self.lease.is_some(), Ordering::Relaxed);
-    }
-
     fn publish(&self, state: AgentState, status: String) {
         self.board.post(self.id, state, status);
     }
@@ -205,8 +234,7 @@ impl<R: RuleBackend> Session<R> {
     /// director asks for any more; answers how long to wait before the next step.
     async fn take_lease(&mut self, lease: Lease) -> Duration {
         // A new lease replaces the one held: the director knows only the new one now.
-        self.lease = None;
-        self.note_lease();
+        let replaced = self.lease.take().is_some();
         // Bounded: each iptables call is, and the keeper is held for one check at most.
         let installed = self
             .rules
@@ -224,10 +252,16 @@ impl<R: RuleBackend> Session<R> {
                 },
                 format!("cannot install REDIRECT rules, retrying: {error}"),
             );
-            // The director holds a lease that will never be confirmed: let it go at once.
-            let bound = self.config.deregister_timeout;
-            if let Ok(Err(error)) = timeout(bound, self.registry.deregister(&lease.id)).await {
-                debug!(%error, "cannot withdraw the unconfirmed lease; it will expire");
+            // The director holds a lease that will never be confirmed. If it replaced a
+            // confirmed one, the realserver is in the table with its rules still in place:
+            // a pending lease keeps it there as it is until the next registration replaces
+            // it, where a deregistration would take it out of every service. A first
+            // registration is let go at once.
+            if !replaced {
+                let bound = self.config.deregister_timeout;
+                if let Ok(Err(error)) = timeout(bound, self.registry.deregister(&lease.id)).await {
+                    debug!(%error, "cannot withdraw the unconfirmed lease; it will expire");
+                }
             }
             return self.backoff.next_delay();
         }
@@ -259,7 +293,6 @@ impl<R: RuleBackend> Session<R> {
         );
         let wait = heartbeat_period(lease.ttl);
         self.lease = Some(lease);
-        self.note_lease();
         self.lease_renewed = Instant::now();
         self.registered = self.config.services.clone();
         self.director_answers();
@@ -288,7 +321,6 @@ impl<R: RuleBackend> Session<R> {
                     "the director does not know our lease (it restarted or the lease expired): registering again"
                 );
                 self.lease = None;
-                self.note_lease();
                 Duration::ZERO
             }
             Err(error) => {
@@ -389,7 +421,6 @@ impl<R: RuleBackend> Session<R> {
         let Some(lease) = self.lease.take() else {
             return;
         };
-        self.note_lease();
         let bound = self.config.deregister_timeout;
         match timeout(bound, self.registry.deregister(&lease.id)).await {
             Ok(Ok(())) => info!(lease = %lease.id, "deregistered"),

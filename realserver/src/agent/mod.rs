@@ -11,7 +11,6 @@ mod director;
 mod metrics;
 mod reload;
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -185,8 +184,6 @@ struct Agent<R> {
 struct SessionHandle {
     id: SessionId,
     url: DirectorUrl,
-    /// Whether the session holds a lease (confirmed, kept through outages).
-    holds_lease: Arc<AtomicBool>,
     /// A clone of the session's: a reload asks the director with it before switching.
     registry: Registry,
     commands: mpsc::UnboundedSender<Command>,
@@ -203,7 +200,6 @@ impl<R: RuleBackend> Agent<R> {
         self.next_id += 1;
         self.board.join(id, url.to_string(), url.authority());
         let (commands, receiver) = mpsc::unbounded_channel();
-        let holds_lease = Arc::new(AtomicBool::new(false));
         let end = self.shutdown.child_token();
         let removed = CancellationToken::new();
         let session = Session {
@@ -220,7 +216,7 @@ impl<R: RuleBackend> Agent<R> {
             lease_renewed: Instant::now(),
             registered: Vec::new(),
             director_problem: None,
-            holds_lease: Arc::clone(&holds_lease),
+            held: false,
         };
         let task = tokio::spawn(
             session
@@ -230,7 +226,6 @@ impl<R: RuleBackend> Agent<R> {
         self.sessions.push(SessionHandle {
             id,
             url,
-            holds_lease,
             registry,
             commands,
             end,

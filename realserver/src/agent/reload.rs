@@ -13,7 +13,6 @@
 //! each removed one, which deregisters from it; the others keep their leases.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use lb_shared::duration;
@@ -22,7 +21,7 @@ use lb_shared::reload::{ReloadOutcome, ReloadRequest, Reloads};
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use super::director::{Command, Switch};
+use super::director::{Ask, Command, Switch};
 use super::Agent;
 use crate::config::{AgentConfig, ConfigError, DirectorUrl};
 use crate::registry::{Lease, Registry, RegistryError};
@@ -175,6 +174,10 @@ impl<R: RuleBackend> Agent<R> {
     /// Registers the new services with every kept director whose session holds a lease, side
     /// by side, before anything switches, so that a refusal (a service a director does not
     /// have) leaves everything as it was. An unreachable director gets them once it answers.
+    /// Each session registers itself, between two of its own calls, and holds its heartbeats
+    /// until the switch: done beside a running session, a heartbeat of the lease the new
+    /// registration had just replaced was refused, and the session registered its old config
+    /// over the reload's lease.
     async fn ask_first(
         &self,
         new: &Arc<AgentConfig>,
@@ -188,18 +191,29 @@ impl<R: RuleBackend> Agent<R> {
         let mut asks = tokio::task::JoinSet::new();
         for (i, (session, registry)) in serving.iter().zip(registries).enumerate() {
             let Some(session) = session else { continue };
-            if !self.sessions[*session].holds_lease.load(Ordering::Relaxed) {
-                continue;
+            let (answer, answered) = oneshot::channel();
+            let ask = Ask {
+                config: Arc::clone(new),
+                registry: registry.clone(),
+                answer,
+            };
+            if self.sessions[*session]
+                .commands
+                .send(Command::Ask(Box::new(ask)))
+                .is_ok()
+            {
+                asks.spawn(async move { (i, answered.await) });
             }
-            let (registry, new) = (registry.clone(), Arc::clone(new));
-            asks.spawn(async move { (i, registry.register(&new).await) });
         }
         let mut refusals = Vec::new();
         while let Some(answer) = asks.join_next().await {
-            let Ok((i, answer)) = answer else { continue };
+            // A session that ended without answering asked nothing.
+            let Ok((i, Ok(answer))) = answer else {
+                continue;
+            };
             let url = &new.directors[i];
             match answer {
-                Ok(granted) => leases[i] = Some(granted),
+                Ok(granted) => leases[i] = granted,
                 Err(error @ RegistryError::Unreachable(_)) => {
                     warn!(director = %url, %error, "the director is unreachable: registering with the new services once it answers");
                 }
@@ -213,10 +227,14 @@ impl<R: RuleBackend> Agent<R> {
             return Ok(leases);
         }
         // The directors that took the new services hold a lease for what will not run: they
-        // get the running config again at once.
+        // get the running config again at once; the others go on as they were.
         for (i, lease) in leases.iter().enumerate() {
-            if let (Some(_), Some(session)) = (lease, serving[i]) {
-                let _ = self.sessions[session].commands.send(Command::Register);
+            if let Some(session) = serving[i] {
+                let next = match lease {
+                    Some(_) => Command::Register,
+                    None => Command::Resume,
+                };
+                let _ = self.sessions[session].commands.send(next);
             }
         }
         refusals.sort_by_key(|(i, _)| *i);
