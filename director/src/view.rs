@@ -95,8 +95,8 @@ pub fn status(director: &Director) -> pb::StatusResponse {
     pb::StatusResponse {
         services,
         refused,
-        // Filled by the HA work (role) and the peers work (name); until then: one director.
-        role: pb::DirectorRole::Single as i32,
+        role: director.role().get().to_proto() as i32,
+        // Filled by the peers work (name).
         director: String::new(),
     }
 }

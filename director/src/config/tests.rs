@@ -329,3 +329,65 @@ fn metrics_listen_defaults_to_loopback_and_can_be_off() {
         vec!["metrics_listen = \"0.0.0.0:7700\": is also the gRPC listen address: give metrics a port of its own (default 127.0.0.1:9770)"]
     );
 }
+
+#[test]
+fn ha_reads_back_with_the_sync_id_from_the_vip() {
+    let config = DirectorConfig::parse(
+        Path::new("director.toml"),
+        &format!("{SEED}\n[ha]\nsync_interface = \"eth1\"\n"),
+    )
+    .unwrap();
+    let ha = config.ha.clone().unwrap();
+    assert_eq!(ha.sync_interface, "eth1");
+    // The seed's VIP 129.129.190.54: both directors of the pair derive the same id.
+    assert_eq!(ha.sync_id, 54);
+    assert!(!config.owns_vips());
+    let explicit = DirectorConfig::parse(
+        Path::new("director.toml"),
+        &format!("{SEED}\n[ha]\nsync_interface = \"eth0\"\nsync_id = 200\n"),
+    )
+    .unwrap();
+    assert_eq!(explicit.ha.unwrap().sync_id, 200);
+    let single = DirectorConfig::parse(Path::new("director.toml"), SEED).unwrap();
+    assert!(single.ha.is_none() && single.owns_vips());
+    assert_eq!(default_sync_id(Some("10.0.0.0".parse().unwrap())), 1);
+    assert_eq!(default_sync_id(Some("fd00::1:7".parse().unwrap())), 7);
+}
+
+#[test]
+fn bad_ha_keys_are_named_with_their_path() {
+    let bad = problems(&format!(
+        "{SEED}\n[ha]\nsync_interface = \"eth0:1\"\nsync_id = 0\nvrrp = true\n"
+    ));
+    assert_eq!(bad.len(), 3, "{bad:#?}");
+    assert!(
+        bad.iter().any(|p| p.starts_with("ha.sync_interface")),
+        "{bad:#?}"
+    );
+    assert!(
+        bad.iter()
+            .any(|p| p.starts_with("ha.sync_id") && p.contains("between 1 and 255")),
+        "{bad:#?}"
+    );
+    assert!(
+        bad.iter()
+            .any(|p| p.starts_with("ha.vrrp") && p.contains("unknown key")),
+        "{bad:#?}"
+    );
+    let missing = problems(&format!("{SEED}\n[ha]\nsync_id = 256\n"));
+    assert!(
+        missing
+            .iter()
+            .any(|p| p.starts_with("ha.sync_interface") && p.contains("is required")),
+        "{missing:#?}"
+    );
+    assert!(
+        missing.iter().any(|p| p.starts_with("ha.sync_id")),
+        "{missing:#?}"
+    );
+    let not_a_table = problems(&format!("ha = \"yes\"\n{SEED}"));
+    assert!(
+        not_a_table.iter().any(|p| p.starts_with("ha")),
+        "{not_a_table:#?}"
+    );
+}
