@@ -10,6 +10,8 @@
 # promtool (package prometheus) checks the daemons' scraped metrics in e2e-metrics.
 IMAGE_TOOLS=(ip ss bridge ipvsadm xtables-nft-multi xtables-legacy-multi nft tcpdump
   sshd ssh ssh-keygen scp kmod date promtool)
+# keepalived moves the VIP between the two directors of e2e-ha (VRRP only).
+IMAGE_TOOLS+=(keepalived)
 IMAGE_XTABLES_NFT_LINKS=(
   iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore
   iptables-nft iptables-nft-save iptables-nft-restore ip6tables-nft ip6tables-nft-save ip6tables-nft-restore
@@ -230,6 +232,9 @@ install_overlay() {
   chmod 755 "$root/init"
   cp "$LAB_DIR/vm/lib.sh" "$LAB_DIR/vm/topology.sh" "$root/lab/"
   cp -R "$LAB_DIR/scenarios/." "$root/opt/lb/scenarios/"
+  # The HA deployment files, so e2e-ha runs the very configs operators are given.
+  mkdir -p "$root/opt/lb/deploy-ha"
+  cp -R "$LAB_DIR/../ha/." "$root/opt/lb/deploy-ha/"
   (($#)) || return 0
   for bin in "$@"; do
     copy_into "$root" "/opt/lb/bin/$(basename "$bin")" "$bin"

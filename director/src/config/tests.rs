@@ -391,3 +391,28 @@ fn bad_ha_keys_are_named_with_their_path() {
         "{not_a_table:#?}"
     );
 }
+
+#[test]
+fn the_ha_pair_configs_are_valid_and_agree() {
+    let pki = tempfile::tempdir().unwrap();
+    crate::certs::init_ca(pki.path(), "test CA").unwrap();
+    let read = |name: &str, text: &str| {
+        crate::certs::issue(pki.path(), name, &[], &[]).unwrap();
+        let text = text.replace("/etc/lb/tls", pki.path().to_str().unwrap());
+        DirectorConfig::parse(Path::new(name), &text).unwrap()
+    };
+    let one = read(
+        "llclb1",
+        include_str!("../../../deploy/ha/director-llclb1.toml"),
+    );
+    let two = read(
+        "llclb2",
+        include_str!("../../../deploy/ha/director-llclb2.toml"),
+    );
+    let ha = one.ha.clone().unwrap();
+    assert_eq!((ha.sync_interface.as_str(), ha.sync_id), ("eth0", 54));
+    assert_eq!(one.ha, two.ha, "both directors sync on the same id");
+    assert_eq!(one.services, two.services);
+    assert_eq!(one.realservers, two.realservers);
+    assert_ne!(one.listen, two.listen);
+}
