@@ -21,6 +21,12 @@ use crate::selfcheck::{SelfCheck, SelfCheckError};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Every call is bounded, so a director that accepts and never answers cannot stall the agent.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// HTTP/2 pings on the director connection, idle or not: a director whose link went down
+/// leaves the connection open on this side, and without pings every call queued on it until
+/// TCP's retransmissions (backed off to about a minute) found the director back. With them
+/// the dead connection is dropped within two periods and the next call dials afresh (seen in
+/// the lab's e2e-ha: llclb1 answered again about a minute after its link came back).
+const KEEPALIVE: Duration = Duration::from_secs(2);
 
 /// A lease the director granted, with the rules its answer asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +99,10 @@ impl Registry {
     ) -> Result<Registry, RegistryError> {
         let mut endpoint = Endpoint::from(director.uri().clone())
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(CALL_TIMEOUT);
+            .timeout(CALL_TIMEOUT)
+            .http2_keep_alive_interval(KEEPALIVE)
+            .keep_alive_timeout(KEEPALIVE)
+            .keep_alive_while_idle(true);
         if director.is_https() {
             // The cluster CA replaces the host's trust store: it vouches for the director and
             // for nothing else; the agent's own certificate names it to the director.
