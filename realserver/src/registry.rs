@@ -24,9 +24,12 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// HTTP/2 pings on the director connection, idle or not: a director whose link went down
 /// leaves the connection open on this side, and without pings every call queued on it until
 /// TCP's retransmissions (backed off to about a minute) found the director back. With them
-/// the dead connection is dropped within two periods and the next call dials afresh (seen in
-/// the lab's e2e-ha: llclb1 answered again about a minute after its link came back).
-const KEEPALIVE: Duration = Duration::from_secs(2);
+/// the dead connection is dropped within about 15 s and the next call dials afresh (seen in
+/// the lab's e2e-ha: llclb1 answered again about a minute after its link came back). The
+/// ping's answer may take long on a loaded host: a dropped live connection costs a new TLS
+/// handshake, and a heartbeat that failed with it is retried within the lease.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A lease the director granted, with the rules its answer asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,8 +103,8 @@ impl Registry {
         let mut endpoint = Endpoint::from(director.uri().clone())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CALL_TIMEOUT)
-            .http2_keep_alive_interval(KEEPALIVE)
-            .keep_alive_timeout(KEEPALIVE)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
             .keep_alive_while_idle(true);
         if director.is_https() {
             // The cluster CA replaces the host's trust store: it vouches for the director and

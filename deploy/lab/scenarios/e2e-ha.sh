@@ -133,7 +133,7 @@ expect_roles() {
 }
 
 # The stream: the client sends a numbered line every 100 ms through the VIP; the realserver
-# echoes each with its name, and the client timestamps each echo as it arrives (ms).
+# echoes each with its name, and the client timestamps each echo as it arrives (uptime, s).
 # start_stream ID
 # shellcheck disable=SC2016 # the remote loop is expanded by the realserver's shell
 start_stream() {
@@ -149,8 +149,10 @@ start_stream() {
   ) | nsenter --uts="$LAB_RUN/uts/client" /sbin/ip netns exec client \
     ssh "root@$VIP" 'h=$(hostname); while read -r l; do echo "$h $l"; done' 2>&1 |
     while read -r _ha_host _ha_n; do
-      # coreutils' date: busybox's applet would win over PATH, and may lack %N.
-      echo "$(/usr/sbin/date +%s%3N) $_ha_host $_ha_n"
+      # /proc/uptime by the shell's own read (10 ms steps): a process per line (date) falls
+      # behind under emulation and would stamp a backlog late, hiding the gap.
+      read -r _ha_up _ha_idle </proc/uptime
+      echo "$_ha_up $_ha_host $_ha_n"
     done >"$LAB_RUN/stream-$1.out" &
 }
 
@@ -172,7 +174,7 @@ stream_moves() {
 # stream_gap ID FROM: the largest gap (ms) between two echoes from line FROM on.
 stream_gap() {
   awk -v from="$2" 'NR > from { if (last && $1 - last > gap) gap = $1 - last; last = $1 }
-    END { print gap + 0 }' "$LAB_RUN/stream-$1.out"
+    END { printf "%d\n", gap * 1000 }' "$LAB_RUN/stream-$1.out"
 }
 
 # expect_stream NAME ID HOST: the stream ID still answers, from HOST.
@@ -221,11 +223,13 @@ sample_table() {
   ) &
 }
 
-# start_keepalived LB: VRRP only, in the foreground of its log; pid files of its own (start_bg
-# writes $LAB_RUN/NAME.pid, which keepalived would take for a running copy of itself).
+# start_keepalived LB: VRRP only, in the foreground, logging to its log (-l) and not to
+# syslog (-G: with no syslog daemon in the VM, syslog writes to the console, which would cut
+# into result lines); pid files of its own (start_bg writes $LAB_RUN/NAME.pid, which
+# keepalived would take for a running copy of itself).
 start_keepalived() {
   mkdir -p "$LAB_RUN/keepalived"
-  start_bg "$1" "keepalived-$1" keepalived -n -l -P -f "$HA_CONF/keepalived-$1.conf" \
+  start_bg "$1" "keepalived-$1" keepalived -n -l -G -P -f "$HA_CONF/keepalived-$1.conf" \
     -p "$LAB_RUN/keepalived/$1.pid" -r "$LAB_RUN/keepalived/vrrp-$1.pid" >/dev/null
 }
 
