@@ -92,7 +92,9 @@ if [ "$lab" -eq 1 ]; then
   cargo build --release --locked -p lb-ipvs --features testing --bin ipvs-contract --bin ipvs-bench
   target=${CARGO_TARGET_DIR:-target}/release
   step "VM lab (real kernel): $(ls deploy/lab/scenarios/*.sh | xargs -n1 basename | sed 's/\.sh$//' | tr '\n' ' ')"
-  deploy/lab/lab.sh run \
+  # 600 s per VM: e2e-ha keeps a director away for a minute, and a shared CI machine runs
+  # the emulated CPU slowly; a VM that hangs is still stopped.
+  deploy/lab/lab.sh run --timeout 600 \
     --bin "$target/lb-director" --bin "$target/lb-agent" --bin "$target/lbctl" \
     --bin "$target/ipvs-contract" --bin "$target/ipvs-bench" \
     $(ls deploy/lab/scenarios/*.sh | xargs -n1 basename | sed 's/\.sh$//')

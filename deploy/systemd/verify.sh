@@ -65,3 +65,26 @@ if [[ -n $output ]]; then
     echo "$output"
 fi
 echo "systemd units verified: ${units[*]}"
+
+# deploy/ha's drop-in for keepalived.service, read as systemd reads it beside the unit (from
+# the keepalived package when installed, else a stand-in: only the drop-in is ours to judge).
+ha=$here/../ha
+if [[ -d $ha/keepalived.service.d ]]; then
+    scratch=$(mktemp -d)
+    trap 'rm -rf "$scratch"' EXIT
+    if [[ -f /lib/systemd/system/keepalived.service ]]; then
+        cp /lib/systemd/system/keepalived.service "$scratch/"
+    else
+        printf '[Unit]\nDescription=keepalived stand-in\n[Service]\nExecStart=/bin/true\n' >"$scratch/keepalived.service"
+    fi
+    cp "$here/lb-director.service" "$scratch/"
+    cp -R "$ha/keepalived.service.d" "$scratch/"
+    output=$(SYSTEMD_UNIT_PATH="$scratch:" systemd-analyze verify --man=no "$scratch/keepalived.service" 2>&1 || true)
+    complaints=$(grep -F "keepalived.service.d" <<<"$output" || true)
+    if [[ -n $complaints ]]; then
+        echo "systemd-analyze verify complains about deploy/ha's drop-in:" >&2
+        echo "$complaints" >&2
+        exit 1
+    fi
+    echo "systemd drop-in verified: deploy/ha/keepalived.service.d"
+fi

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::access::Access;
 use crate::config::{DirectorConfig, ServiceConfig};
+use crate::ha::RoleCell;
 use crate::metrics::DirectorMetrics;
 use crate::reconciler::{PassError, PassOutcome, Passes, Snapshot};
 use crate::registry::{AgentVerdict, Lease, RealServer, RefusedAgent, Registry, RegistryError};
@@ -51,6 +52,8 @@ pub struct Director {
     passes: Passes,
     /// Events counted for the metrics (the table's metrics come from the snapshot).
     metrics: DirectorMetrics,
+    /// In HA mode, the side of the pair the reconciler last saw this director on.
+    role: RoleCell,
 }
 
 /// What a lease holder, a status call or the reconciler sees of the leases at one moment.
@@ -64,13 +67,17 @@ impl Director {
     /// Loads the state file (refusing a corrupt one), touching nothing in the kernel.
     pub fn new(config: Arc<DirectorConfig>) -> Result<Director, DirectorError> {
         let store = StateStore::load(StateFile::new(&config.state_dir))?;
+        let role = RoleCell::new(config.ha.is_some());
+        let metrics = DirectorMetrics::default();
+        metrics.role(role.get());
         Ok(Director {
             access: RwLock::new(Arc::new(Access::of(&config))),
             leases: Mutex::new(Registry::new(config.lease_ttl)),
+            role,
             config: RwLock::new(config),
             store,
             passes: Passes::new(),
-            metrics: DirectorMetrics::default(),
+            metrics,
         })
     }
 
@@ -107,6 +114,11 @@ impl Director {
 
     pub fn metrics(&self) -> &DirectorMetrics {
         &self.metrics
+    }
+
+    /// SINGLE without `[ha]`; ACTIVE or STANDBY as the service VIPs say.
+    pub fn role(&self) -> &RoleCell {
+        &self.role
     }
 
     pub(crate) fn passes(&self) -> &Passes {

@@ -9,6 +9,7 @@ pub mod desired;
 pub mod director;
 pub mod grpc;
 pub mod grpc_standard;
+pub mod ha;
 pub mod health;
 pub mod host;
 pub mod lbctl;

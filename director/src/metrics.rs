@@ -41,6 +41,8 @@ pub struct DirectorMetrics {
     heartbeats: Family<Labels1, Counter>,
     refusals: Family<Labels1, Counter>,
     health_transitions: Family<Labels2, Counter>,
+    /// 1 while clients reach this director (single, or the active one of a pair).
+    active: Gauge,
 }
 
 /// The `result` of a registration or a heartbeat, from the status it answered.
@@ -66,7 +68,9 @@ impl Default for DirectorMetrics {
             heartbeats: Family::default(),
             refusals: Family::default(),
             health_transitions: Family::default(),
+            active: Gauge::default(),
         };
+        metrics.active.set(1);
         // The usual outcomes show as 0 before they first happen, so rate() and alerts see them.
         for result in ["ok", "invalid", "refused", "unknown", "error"] {
             let _ = metrics.registrations.get_or_create(&[("result", result)]);
@@ -125,6 +129,11 @@ impl DirectorMetrics {
         self.refusals.get_or_create(&[("reason", reason)]).inc();
     }
 
+    /// The director's role changed (HA mode).
+    pub fn role(&self, role: crate::ha::Role) {
+        self.active.set(i64::from(role.serves()));
+    }
+
     /// A destination went up or down, by the director's probe or its agent's self-check.
     pub fn health_transition(&self, up: bool, source: &'static str) {
         let direction = if up { "up" } else { "down" };
@@ -172,6 +181,11 @@ pub fn registry(director: Arc<Director>) -> Registry {
         "lb_health_transitions",
         "Destinations going up or down, by direction and source (probe: the director's health check; agent: the agent's self-check).",
         metrics.health_transitions,
+    );
+    registry.register(
+        "lb_director_active",
+        "1 while clients reach this director: always without [ha]; with [ha] while a service VIP is on its interface (keepalived's MASTER), 0 on the standby.",
+        metrics.active,
     );
     registry.register_collector(Box::new(table::TableCollector::new(director)));
     registry

@@ -30,6 +30,7 @@ use crate::table::{DesiredTable, ObservedTable};
 mod bookkeeping;
 use bookkeeping::{adopt, forget_gone, host_services, next_retire_deadline, track_retiring};
 
+mod ha;
 mod health;
 pub use bookkeeping::{retire_due, unix_now};
 
@@ -190,7 +191,12 @@ pub struct Reconciler<I, A> {
     health: watch::Receiver<Arc<HealthMap>>,
     /// Services whose every destination is down, so that is said once, not every pass.
     all_down: BTreeSet<String>,
+    ha_problems: ha::HaProblems,
 }
+
+/// How often a director in HA mode looks whether keepalived moved a VIP to or from it: the
+/// role is only reported (the table is the same on both sides), so a second is plenty.
+const ROLE_POLL: Duration = Duration::from_secs(1);
 
 impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
     /// The reconciler, and the health monitor it feeds (the daemon runs it beside).
@@ -211,6 +217,7 @@ impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
             targets,
             health,
             all_down: BTreeSet::new(),
+            ha_problems: ha::HaProblems::default(),
         };
         (reconciler, monitor)
     }
@@ -233,13 +240,21 @@ impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
     pub async fn run(mut self, shutdown: CancellationToken) {
         let _close = CloseOnDrop(self.director.clone());
         let mut next_resync = Instant::now() + self.director.config().resync_interval;
+        let mut role_poll = tokio::time::interval(ROLE_POLL);
+        role_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let wake = self.next_wake(next_resync);
+            let ha = self.director.config().ha.is_some();
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return,
                 () = self.director.passes().kick.notified() => {}
                 () = tokio::time::sleep_until(wake) => {}
+                _ = role_poll.tick(), if ha => {
+                    let director = self.director.clone();
+                    self.check_role(&director, &director.config()).await;
+                    continue;
+                }
                 changed = self.health.changed() => {
                     if changed.is_err() {
                         // The monitor is gone; the daemon sees its task end and stops.
@@ -431,6 +446,10 @@ impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
         if self.host_due {
             self.set_up_host(director).await;
         }
+        if let Some(ha) = &config.ha {
+            self.sync_daemons(ha).await;
+            self.check_role(director, &config).await;
+        }
         publish_snapshot(director, after, health, wanted);
         Ok(report)
     }
@@ -442,20 +461,28 @@ impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
         let state = director.state();
         let services = host_services(&config, &state);
         let previous = state.known_vips();
-        let (changes, failed) = match self.host.apply(&services, &previous).await {
+        let applied = if config.owns_vips() {
+            self.host.apply(&services, &previous).await
+        } else {
+            // keepalived's: the state file keeps what a single director once owned, untouched.
+            self.host.apply_without_vips(&services).await
+        };
+        let (changes, failed) = match applied {
             Ok(changes) => (changes, None),
             Err(error) => (error.changes.clone(), Some(error.to_string())),
         };
-        let wanted = crate::host::owned_vips(&services);
-        director.store().note(|s| {
-            let mut vips: BTreeSet<_> = previous
-                .iter()
-                .filter(|v| !changes.removed.contains(v))
-                .cloned()
-                .collect();
-            vips.extend(wanted);
-            s.vips = vips;
-        });
+        if config.owns_vips() {
+            let wanted = crate::host::owned_vips(&services);
+            director.store().note(|s| {
+                let mut vips: BTreeSet<_> = previous
+                    .iter()
+                    .filter(|v| !changes.removed.contains(v))
+                    .cloned()
+                    .collect();
+                vips.extend(wanted);
+                s.vips = vips;
+            });
+        }
         if !changes.is_empty() {
             info!(?changes, "host set up");
         }

@@ -94,7 +94,13 @@ pub fn status(director: &Director) -> pb::StatusResponse {
                 .unwrap_or_default(),
         })
         .collect();
-    pb::StatusResponse { services, refused }
+    pb::StatusResponse {
+        services,
+        refused,
+        role: director.role().get().to_proto() as i32,
+        // Filled by the peers work (name).
+        director: String::new(),
+    }
 }
 
 /// Why a destination counts as down: the director's probe first, then the agent's own check.

@@ -14,7 +14,9 @@ use clap::Parser;
                   rules (`iptables -t nat -A PREROUTING -d VIP -j REDIRECT`, what LVS direct \
                   routing needs on a realserver): registers, heartbeats within the lease, \
                   reports its own service checks, and on stop deregisters and removes the \
-                  rules. Run it under systemd (lb-agent.service).",
+                  rules. With several directors (`directors = [URL, URL]`, high \
+                  availability) it does so with each of them on its own. Run it under \
+                  systemd (lb-agent.service).",
     after_long_help = AFTER_HELP
 )]
 pub struct AgentArgs {

@@ -2,6 +2,8 @@
 //!
 //! ```toml
 //! director = "http://129.129.190.53:7700"
+//! # or, with several directors (high availability), every one of them registered with:
+//! # directors = ["https://10.0.0.2:7700", "https://10.0.0.3:7700"]
 //! name = "llc5"                      # optional: defaults to the hostname
 //! address = "129.129.190.175"        # this realserver's address (RIP) as the director reaches it
 //! rule_check_interval = "5s"         # optional: how often the REDIRECT rules are checked
@@ -34,7 +36,9 @@ const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentConfig {
-    pub director: DirectorUrl,
+    /// Every director the agent registers and heartbeats with, each on its own: `director`
+    /// gives one, `directors` several. Never empty, no URL twice.
+    pub directors: Vec<DirectorUrl>,
     /// Mutual TLS with an https director: the cluster CA (the only one trusted for the
     /// director) and this agent's own certificate and key.
     pub tls: Option<TlsFiles>,
@@ -61,6 +65,9 @@ pub struct AgentConfig {
 /// Loopback, like the director's 9770: exposing metrics is the operator's choice.
 pub const DEFAULT_METRICS_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9771);
+
+/// More directors than any HA setup runs; a longer list is a mistake (a pasted fleet list).
+pub const MAX_DIRECTORS: usize = 8;
 
 /// Far longer than iptables takes on a busy host, and short enough that a stop (deregister,
 /// then remove: about three calls per rule, bounded as a whole at 10 s) ends within systemd's
@@ -163,19 +170,22 @@ fn system_hostname() -> Result<String, String> {
 }
 
 fn read(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Option<AgentConfig> {
-    let director = root.required("director", DirectorUrl::parse);
+    let directors = read_directors(root);
     let tls = TlsFiles::read_section(root);
-    match (&director, &tls) {
-        (Some(d), Some(None)) if d.is_https() => root.problem(
-            "tls",
-            "",
-            "an https:// director needs [tls] with ca, cert and key: the director accepts only agents with a certificate",
-        ),
-        // `None` is a [tls] with problems: still a [tls] that http:// would ignore.
-        (Some(d), Some(Some(_)) | None) if !d.is_https() => {
-            root.problem("tls", "", "is only used with an https:// director")
+    if let Some(directors) = &directors {
+        let https = directors.iter().any(DirectorUrl::is_https);
+        match &tls {
+            Some(None) if https => root.problem(
+                "tls",
+                "",
+                "an https:// director needs [tls] with ca, cert and key: the director accepts only agents with a certificate",
+            ),
+            // `None` is a [tls] with problems: still a [tls] that http:// would ignore.
+            Some(Some(_)) | None if !https => {
+                root.problem("tls", "", "is only used with an https:// director")
+            }
+            _ => {}
         }
-        _ => {}
     }
     let name = read_name(root, hostname);
     let address = root.required("address", parse_unicast);
@@ -184,7 +194,7 @@ fn read(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Op
     let metrics_listen = root.optional("metrics_listen", lb_shared::metrics::parse_listen);
     let services = read_services(root);
     Some(AgentConfig {
-        director: director?,
+        directors: directors?,
         tls: tls?,
         name: name?,
         address: address?,
@@ -195,6 +205,71 @@ fn read(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Op
         retry: RetryPolicy::default(),
         iptables_timeout: IPTABLES_TIMEOUT,
     })
+}
+
+/// `director = URL` or `directors = [URL, ...]`, exactly one of them.
+fn read_directors(root: &Section) -> Option<Vec<DirectorUrl>> {
+    let written = root.peek("directors").cloned();
+    match (root.peek("director").is_some(), written.is_some()) {
+        (true, true) => {
+            // Read both, so neither is also reported as unknown.
+            let _ = root.optional("director", |_| Ok(()));
+            let _ = root.strings("directors", |_| Ok(()));
+            root.problem(
+                "directors",
+                "",
+                "cannot be set together with director: keep one of them",
+            );
+            None
+        }
+        (false, false) => {
+            root.problem(
+                "director",
+                "",
+                "is required: the director's URL, or directors = [URL, ...] for several",
+            );
+            None
+        }
+        (true, false) => root
+            .required("director", DirectorUrl::parse)
+            .map(|d| vec![d]),
+        (false, true) => {
+            let bad = std::cell::Cell::new(false);
+            let directors = root.strings("directors", |text| {
+                DirectorUrl::parse(text).inspect_err(|_| bad.set(true))
+            });
+            let items = written.as_ref().and_then(toml::Value::as_array);
+            // Not a list, or an item that is not a director URL: already reported.
+            let items = items.filter(|items| !bad.get() && items.len() == directors.len())?;
+            if directors.is_empty() {
+                root.problem("directors", "[]", "must list at least one director URL");
+                return None;
+            }
+            if directors.len() > MAX_DIRECTORS {
+                root.problem(
+                    "directors",
+                    &toml::Value::Array(items.clone()).to_string(),
+                    format!(
+                        "lists {} directors: at most {MAX_DIRECTORS}",
+                        directors.len()
+                    ),
+                );
+                return None;
+            }
+            let mut complete = true;
+            for (i, director) in directors.iter().enumerate() {
+                if directors[..i].contains(director) {
+                    root.problem(
+                        &format!("directors[{i}]"),
+                        &items[i].to_string(),
+                        "is listed twice: give each director once",
+                    );
+                    complete = false;
+                }
+            }
+            complete.then_some(directors)
+        }
+    }
 }
 
 fn read_name(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Option<String> {

@@ -35,6 +35,12 @@ impl RulePresence {
         self.lock().clone()
     }
 
+    /// Whether each of `rules` was in place at its last install or check.
+    pub fn all_present(&self, rules: &[RedirectRule]) -> bool {
+        let map = self.lock();
+        rules.iter().all(|rule| map.get(rule) == Some(&true))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<RedirectRule, bool>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -13,7 +13,7 @@ use lb_shared::domain::{parse_unicast, Protocol};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, DirectorUrl, TlsFiles};
 use crate::rules::{RedirectRule, ServicePort};
 use crate::selfcheck::{SelfCheck, SelfCheckError};
 
@@ -21,6 +21,15 @@ use crate::selfcheck::{SelfCheck, SelfCheckError};
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Every call is bounded, so a director that accepts and never answers cannot stall the agent.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// HTTP/2 pings on the director connection, idle or not: a director whose link went down
+/// leaves the connection open on this side, and without pings every call queued on it until
+/// TCP's retransmissions (backed off to about a minute) found the director back. With them
+/// the dead connection is dropped within about 15 s and the next call dials afresh (seen in
+/// the lab's e2e-ha: llclb1 answered again about a minute after its link came back). The
+/// ping's answer may take long on a loaded host: a dropped live connection costs a new TLS
+/// handshake, and a heartbeat that failed with it is retried within the lease.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A lease the director granted, with the rules its answer asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,16 +96,22 @@ pub(crate) struct Registry {
 impl Registry {
     /// Connects lazily: the first call makes the connection, and later calls make a new one
     /// after it broke, so a director that is down at start is simply retried.
-    pub(crate) fn new(config: &AgentConfig) -> Result<Registry, RegistryError> {
-        let mut endpoint = Endpoint::from(config.director.uri().clone())
+    pub(crate) fn new(
+        director: &DirectorUrl,
+        tls: Option<&TlsFiles>,
+    ) -> Result<Registry, RegistryError> {
+        let mut endpoint = Endpoint::from(director.uri().clone())
             .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(CALL_TIMEOUT);
-        if config.director.is_https() {
+            .timeout(CALL_TIMEOUT)
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true);
+        if director.is_https() {
             // The cluster CA replaces the host's trust store: it vouches for the director and
             // for nothing else; the agent's own certificate names it to the director.
-            let Some(files) = &config.tls else {
+            let Some(files) = tls else {
                 return Err(RegistryError::TlsMissing {
-                    url: config.director.to_string(),
+                    url: director.to_string(),
                 });
             };
             let tls = ClientTlsConfig::new()
@@ -105,7 +120,7 @@ impl Registry {
             endpoint = endpoint
                 .tls_config(tls)
                 .map_err(|source| RegistryError::Tls {
-                    url: config.director.to_string(),
+                    url: director.to_string(),
                     source,
                 })?;
         }

@@ -24,6 +24,7 @@ const EXAMPLE: &str = include_str!("../../deploy/agent.example.toml");
 const REGRESSIONS: &str = "tests/proptest-regressions/fuzz_config.txt";
 const KNOWN: &[&str] = &[
     "director",
+    "directors",
     "tls",
     "ca",
     "cert",
@@ -86,8 +87,28 @@ fn document() -> impl Strategy<Value = Table> {
         (http, option::weighted(0.05, tls())),
         (https, option::weighted(0.95, tls())),
     ];
+    // Sometimes a `directors` list as well or instead, with duplicates and too many.
+    let listed = pick(
+        &[
+            "http://10.0.0.2:7700",
+            "http://10.0.0.3:7700",
+            "https://10.0.0.4:7700",
+        ],
+        &["ftp://x", "nowhere"],
+        KNOWN,
+    );
+    let directors = option::weighted(
+        0.3,
+        (
+            mostly(
+                proptest::collection::vec(listed, 0..10).prop_map(Value::Array),
+                KNOWN,
+            ),
+            any::<bool>(),
+        ),
+    );
     (
-        option::weighted(0.98, director_and_tls),
+        (option::weighted(0.98, director_and_tls), directors),
         pick(
             &["llc5", "llc6", "rs-1.example"],
             &["bad name", "-x"],
@@ -113,10 +134,24 @@ fn document() -> impl Strategy<Value = Table> {
         extra(KNOWN),
     )
         .prop_map(
-            |(director_and_tls, name, address, rule_check, deregister, services, extra)| {
+            |(
+                (director_and_tls, directors),
+                name,
+                address,
+                rule_check,
+                deregister,
+                services,
+                extra,
+            )| {
                 let mut root = extra;
                 let (director, tls) = director_and_tls.unzip();
                 set(&mut root, "director", director);
+                if let Some((list, instead)) = directors {
+                    if instead {
+                        root.remove("director");
+                    }
+                    root.insert("directors".into(), list);
+                }
                 set(&mut root, "tls", tls.flatten());
                 root.insert("name".into(), name);
                 set(&mut root, "address", address);
@@ -132,7 +167,13 @@ fn document() -> impl Strategy<Value = Table> {
 fn to_toml(config: &AgentConfig) -> String {
     let mut root = Table::new();
     let string = |s: String| Value::String(s);
-    root.insert("director".into(), string(config.director.to_string()));
+    match config.directors.as_slice() {
+        [one] => root.insert("director".into(), string(one.to_string())),
+        several => root.insert(
+            "directors".into(),
+            Value::Array(several.iter().map(|d| string(d.to_string())).collect()),
+        ),
+    };
     if let Some(tls) = &config.tls {
         root.insert("tls".into(), tls_value(tls));
     }

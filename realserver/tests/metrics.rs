@@ -59,6 +59,13 @@ async fn agent_metrics_follow_its_rules_and_its_director() {
         s.value("lb_agent_registered", &[]) == Some(1.0)
     })
     .await;
+    // Labelled with the director's URL as configured, one series per director.
+    let url = format!("{}/", director.url());
+    assert_eq!(
+        s.value("lb_agent_registered", &[("director", &url)]),
+        Some(1.0)
+    );
+    assert_eq!(s.count("lb_agent_registered"), 1);
     assert_eq!(s.value("lb_agent_rule_present", &RULE), Some(1.0));
     assert!(
         s.value("lb_agent_last_heartbeat_timestamp_seconds", &[])

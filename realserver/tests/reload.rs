@@ -304,3 +304,35 @@ async fn a_shorter_rule_check_interval_applies_at_once() {
     .await;
     s.agent.stop().await.0.expect("a clean stop");
 }
+
+/// The e2e-reload lab failure: a reload that adds a service while iptables cannot install its
+/// rule must leave the director's table as it is. The new lease replaced the confirmed one;
+/// deregistering it took the realserver out of every service, the kept ones included.
+#[tokio::test]
+async fn a_new_rule_that_cannot_go_in_never_deregisters_the_kept_services() {
+    let mut s = reloadable(SSH).await;
+    s.chain
+        .fail_with(Some("iptables: the xtables lock is held"));
+    write_config(&s.path, &s.director, &format!("{SSH}{WEB}"));
+    let _ = s.reloads.reload().await;
+    s.agent
+        .wait_for("the rules failing", |st| {
+            matches!(st, AgentState::RulesFailed { .. })
+        })
+        .await;
+    let deregistered = s
+        .director
+        .calls()
+        .into_iter()
+        .any(|c| matches!(c, Call::Deregister { .. }));
+    assert!(!deregistered, "a replacing lease was deregistered");
+    // iptables works again: the next registration takes both services.
+    s.chain.fail_with(None);
+    s.agent
+        .wait_for(
+            "registered with both services",
+            |st| matches!(st, AgentState::Registered { rules, .. } if rules.len() == 2),
+        )
+        .await;
+    s.agent.stop().await.0.expect("a clean stop");
+}

@@ -38,8 +38,8 @@ fn pki(dir: &Path) -> String {
 fn agent(director: &TestDirector, dir: &Path, name: &str, address: &str) -> AgentConfig {
     let pki = dir.join("pki");
     let mut config = agent_config(&format!("https://127.0.0.1:{}", director.addr.port()));
-    config.director =
-        DirectorUrl::parse(&format!("https://127.0.0.1:{}", director.addr.port())).unwrap();
+    config.directors =
+        vec![DirectorUrl::parse(&format!("https://127.0.0.1:{}", director.addr.port())).unwrap()];
     config.name = name.into();
     config.address = address.parse().unwrap();
     config.tls = Some(

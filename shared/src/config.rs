@@ -302,6 +302,12 @@ impl Section {
         }
     }
 
+    /// The value of `key` as written, without counting it as read: for keys that exclude each
+    /// other, and for checks across the items of a list.
+    pub fn peek(&self, key: &str) -> Option<&toml::Value> {
+        self.table.get(key)
+    }
+
     /// A list of strings each parsed by `parse`; empty when absent.
     pub fn strings<T>(&self, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> Vec<T> {
         match self.get(key) {

@@ -13,6 +13,8 @@
 # e2e-families.
 IMAGE_TOOLS=(ip ss bridge ipvsadm xtables-nft-multi xtables-legacy-multi nft tcpdump
   sshd ssh ssh-keygen scp kmod date promtool curl openssl socat)
+# keepalived moves the VIP between the two directors of e2e-ha (VRRP only).
+IMAGE_TOOLS+=(keepalived)
 IMAGE_XTABLES_NFT_LINKS=(
   iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore
   iptables-nft iptables-nft-save iptables-nft-restore ip6tables-nft ip6tables-nft-save ip6tables-nft-restore
@@ -238,6 +240,9 @@ install_overlay() {
   mkdir -p "$root/opt/lb/docs" "$root/opt/lb/debian"
   cp "$REPO_DIR"/docs/*.md "$root/opt/lb/docs/"
   cp -R "$REPO_DIR/deploy/debian/." "$root/opt/lb/debian/"
+  # The HA deployment files, so e2e-ha runs the very configs operators are given.
+  mkdir -p "$root/opt/lb/deploy-ha"
+  cp -R "$LAB_DIR/../ha/." "$root/opt/lb/deploy-ha/"
   (($#)) || return 0
   for bin in "$@"; do
     copy_into "$root" "/opt/lb/bin/$(basename "$bin")" "$bin"

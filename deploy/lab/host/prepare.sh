@@ -10,6 +10,8 @@
 LAB_PACKAGES=(
   qemu-system-x86 cpio busybox-static kmod iproute2 iptables ipvsadm nftables tcpdump
   openssh-server openssh-client netbase prometheus curl openssl socat
+  # keepalived: VRRP for the two directors of e2e-ha (its daemon is never started here either).
+  keepalived
 )
 
 # How long apt waits for a dpkg lock held by someone else on this shared machine.
@@ -56,8 +58,8 @@ apt_update() {
 install_packages() {
   local missing=("$@")
   echo "lab: installing ${missing[*]}"
-  # openssh-server's (and prometheus') postinst would start a daemon on the host; the lab only
-  # wants their binaries.
+  # openssh-server's (and prometheus', keepalived's) postinst would start a daemon on the host;
+  # the lab only wants their binaries.
   # policy-rc.d is Debian's switch for that. Leave an existing one alone.
   local own_policy=no
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then

@@ -102,3 +102,11 @@ topology_up() {
     [ "$_lab_name" = "$_lab_rs" ] || { echo "lab: ssh from client to $_lab_rs printed: $_lab_name"; return 1; }
   done
 }
+
+# add_second_director: llclb2 10.0.0.3 beside llclb1 on the bridge, for the scenarios that
+# need two directors (e2e-ha); the others do not pay for it.
+DIP2=10.0.0.3
+add_second_director() {
+  add_host llclb2 "$DIP2" || { echo "lab: cannot set up llclb2"; return 1; }
+  LAB_HOSTS="$LAB_HOSTS llclb2"
+}

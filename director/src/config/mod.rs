@@ -15,6 +15,9 @@ use lb_shared::tls::TlsFiles;
 use crate::access::{AddressRange, AllowedRealServer};
 use crate::health::{read_check, CheckConfig, CheckedService};
 
+mod ha;
+pub use ha::{default_sync_id, HaConfig};
+
 pub const DEFAULT_PATH: &str = "/etc/lb/director.toml";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +50,8 @@ pub struct DirectorConfig {
     pub admin_socket: Option<PathBuf>,
     /// `[[realserver]]`: who may register, from where. Required with TLS.
     pub realservers: Vec<AllowedRealServer>,
+    /// `[ha]`: keepalived owns the VIPs, the director runs the connection sync daemons.
+    pub ha: Option<HaConfig>,
 }
 
 /// Loopback: metrics say which realservers exist and how busy they are; exposing them is the
@@ -246,6 +251,12 @@ impl DirectorConfig {
         self.static_realservers().any(|(_, rs)| rs.name == name)
     }
 
+    /// Whether the director puts the service VIPs on their interfaces itself: not in HA mode,
+    /// where keepalived moves them between the directors.
+    pub fn owns_vips(&self) -> bool {
+        self.ha.is_none()
+    }
+
     /// How long adopted destinations are kept: the grace, never less than a lease.
     pub fn adoption_window(&self) -> Duration {
         self.adoption_grace.max(self.lease_ttl)
@@ -319,6 +330,8 @@ fn read(root: &Section) -> Option<DirectorConfig> {
             );
         }
     }
+    let first_vip = services.first().and_then(|s| s.as_ref()).and_then(|s| s.vips().first().copied());
+    let ha = ha::read_ha(root, first_vip);
     let listen = listen.map(|l| l.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 7700))));
     if let (Some(addr), Some(None), Some(false)) = (&listen, &tls, insecure) {
         if !addr.ip().is_loopback() {
@@ -363,6 +376,7 @@ fn read(root: &Section) -> Option<DirectorConfig> {
         admins,
         admin_socket: admin_socket?.unwrap_or_else(|| Some(PathBuf::from(DEFAULT_ADMIN_SOCKET))),
         realservers: realservers.into_iter().collect::<Option<Vec<_>>>()?,
+        ha: ha?,
     })
 }
 

@@ -475,3 +475,90 @@ fn the_check_port_moves_probes_of_an_address_service_too() {
     assert_eq!(s.probe_port_of("129.129.190.175".parse().unwrap()), 2222);
     assert_eq!(s.port_of("129.129.190.175".parse().unwrap()), 22);
 }
+
+#[test]
+fn ha_reads_back_with_the_sync_id_from_the_vip() {
+    let config = DirectorConfig::parse(
+        Path::new("director.toml"),
+        &format!("{SEED}\n[ha]\nsync_interface = \"eth1\"\n"),
+    )
+    .unwrap();
+    let ha = config.ha.clone().unwrap();
+    assert_eq!(ha.sync_interface, "eth1");
+    // The seed's VIP 129.129.190.54: both directors of the pair derive the same id.
+    assert_eq!(ha.sync_id, 54);
+    assert!(!config.owns_vips());
+    let explicit = DirectorConfig::parse(
+        Path::new("director.toml"),
+        &format!("{SEED}\n[ha]\nsync_interface = \"eth0\"\nsync_id = 200\n"),
+    )
+    .unwrap();
+    assert_eq!(explicit.ha.unwrap().sync_id, 200);
+    let single = DirectorConfig::parse(Path::new("director.toml"), SEED).unwrap();
+    assert!(single.ha.is_none() && single.owns_vips());
+    assert_eq!(default_sync_id(Some("10.0.0.0".parse().unwrap())), 1);
+    assert_eq!(default_sync_id(Some("fd00::1:7".parse().unwrap())), 7);
+}
+
+#[test]
+fn bad_ha_keys_are_named_with_their_path() {
+    let bad = problems(&format!(
+        "{SEED}\n[ha]\nsync_interface = \"eth0:1\"\nsync_id = 0\nvrrp = true\n"
+    ));
+    assert_eq!(bad.len(), 3, "{bad:#?}");
+    assert!(
+        bad.iter().any(|p| p.starts_with("ha.sync_interface")),
+        "{bad:#?}"
+    );
+    assert!(
+        bad.iter()
+            .any(|p| p.starts_with("ha.sync_id") && p.contains("between 1 and 255")),
+        "{bad:#?}"
+    );
+    assert!(
+        bad.iter()
+            .any(|p| p.starts_with("ha.vrrp") && p.contains("unknown key")),
+        "{bad:#?}"
+    );
+    let missing = problems(&format!("{SEED}\n[ha]\nsync_id = 256\n"));
+    assert!(
+        missing
+            .iter()
+            .any(|p| p.starts_with("ha.sync_interface") && p.contains("is required")),
+        "{missing:#?}"
+    );
+    assert!(
+        missing.iter().any(|p| p.starts_with("ha.sync_id")),
+        "{missing:#?}"
+    );
+    let not_a_table = problems(&format!("ha = \"yes\"\n{SEED}"));
+    assert!(
+        not_a_table.iter().any(|p| p.starts_with("ha")),
+        "{not_a_table:#?}"
+    );
+}
+
+#[test]
+fn the_ha_pair_configs_are_valid_and_agree() {
+    let pki = tempfile::tempdir().unwrap();
+    crate::certs::init_ca(pki.path(), "test CA").unwrap();
+    let read = |name: &str, text: &str| {
+        crate::certs::issue(pki.path(), name, &[], &[]).unwrap();
+        let text = text.replace("/etc/lb/tls", pki.path().to_str().unwrap());
+        DirectorConfig::parse(Path::new(name), &text).unwrap()
+    };
+    let one = read(
+        "llclb1",
+        include_str!("../../../deploy/ha/director-llclb1.toml"),
+    );
+    let two = read(
+        "llclb2",
+        include_str!("../../../deploy/ha/director-llclb2.toml"),
+    );
+    let ha = one.ha.clone().unwrap();
+    assert_eq!((ha.sync_interface.as_str(), ha.sync_id), ("eth0", 54));
+    assert_eq!(one.ha, two.ha, "both directors sync on the same id");
+    assert_eq!(one.services, two.services);
+    assert_eq!(one.realservers, two.realservers);
+    assert_ne!(one.listen, two.listen);
+}

@@ -100,6 +100,12 @@ fn fixed_keys(old: &DirectorConfig, new: &DirectorConfig) -> Result<(), String> 
     if old.tls.is_some() != new.tls.is_some() {
         changed.push("[tls] (turning TLS on or off)".to_owned());
     }
+    if old.ha.is_some() != new.ha.is_some() {
+        // Who owns the VIPs would change under a running director: adding [ha] leaves the
+        // VIPs it put up beside keepalived's, removing it puts them on a standby too. A
+        // restart in the order of deploy/ha (keepalived stopped first) is the safe way.
+        changed.push("[ha] (turning HA mode on or off)".to_owned());
+    }
     if changed.is_empty() {
         Ok(())
     } else {
@@ -155,6 +161,14 @@ fn summary(old: &DirectorConfig, new: &DirectorConfig) -> String {
     }
     if old.tls != new.tls {
         parts.push("TLS files replaced: new connections use them".to_owned());
+    }
+    if let (Some(was), Some(is)) = (&old.ha, &new.ha) {
+        if was != is {
+            parts.push(format!(
+                "[ha] sync daemons replaced: sync_interface {} -> {}, sync_id {} -> {}",
+                was.sync_interface, is.sync_interface, was.sync_id, is.sync_id
+            ));
+        }
     }
     if old.realservers != new.realservers || old.admins != new.admins {
         parts.push("access (realservers, admins) updated".to_owned());

@@ -203,6 +203,38 @@ impl<A: AddressBackend> HostSetup<A> {
             }
         }
 
+        self.ensure_sysctls(services, &mut changes, &mut failures);
+        if failures.is_empty() {
+            Ok(changes)
+        } else {
+            Err(HostSetupError { changes, failures })
+        }
+    }
+
+    /// The host setup of a director in HA mode: the sysctls only. keepalived adds and removes
+    /// the VIPs as VRRP decides; a director that put one back on the standby would answer for
+    /// the VIP beside the active one.
+    #[tracing::instrument(name = "host_setup", skip_all)]
+    pub async fn apply_without_vips(
+        &self,
+        services: &[ServiceVip],
+    ) -> Result<HostChanges, HostSetupError> {
+        let mut changes = HostChanges::default();
+        let mut failures = Vec::new();
+        self.ensure_sysctls(services, &mut changes, &mut failures);
+        if failures.is_empty() {
+            Ok(changes)
+        } else {
+            Err(HostSetupError { changes, failures })
+        }
+    }
+
+    fn ensure_sysctls(
+        &self,
+        services: &[ServiceVip],
+        changes: &mut HostChanges,
+        failures: &mut Vec<HostError>,
+    ) {
         match sysctl::plan(services) {
             Ok(plan) => {
                 for setting in &plan {
@@ -213,12 +245,6 @@ impl<A: AddressBackend> HostSetup<A> {
                 }
             }
             Err(e) => failures.push(e.into()),
-        }
-
-        if failures.is_empty() {
-            Ok(changes)
-        } else {
-            Err(HostSetupError { changes, failures })
         }
     }
 }

@@ -106,6 +106,16 @@ fn admin_word(rs: &pb::RealServerStatus) -> String {
 /// operator's overrides added.
 pub fn render_table(status: &pb::StatusResponse) -> String {
     let mut out = String::new();
+    // Only a director of an HA pair says it: a single director's table looks as it always did.
+    match pb::DirectorRole::try_from(status.role) {
+        Ok(pb::DirectorRole::Active) => {
+            let _ = writeln!(out, "Director ACTIVE (holds the VIP)");
+        }
+        Ok(pb::DirectorRole::Standby) => {
+            let _ = writeln!(out, "Director STANDBY (the peer holds the VIP)");
+        }
+        _ => {}
+    }
     let _ = writeln!(out, "Prot LocalAddress:Port Scheduler Service");
     let _ = writeln!(
         out,

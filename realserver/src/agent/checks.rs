@@ -1,11 +1,17 @@
-//! The REDIRECT rules as the agent's two loops share them: the director loop installs them
+//! The REDIRECT rules as the agent's loops share them: each director's session installs them
 //! before it confirms a registration, and the check loop puts back what someone deleted.
+//!
+//! The rules are one local concern however many directors there are: the nat table holds the
+//! union of what every director's lease asks for (they answer the same rules when configured
+//! alike), a registration whose rules are already in place confirms without touching iptables,
+//! and the check loop repairs a rule once, not once per director.
 //!
 //! The check loop runs apart from the director loop, so a slow iptables never delays a
 //! heartbeat (it did: under CPU load with `rule_check_interval = "1s"`, checks queued up in
 //! front of heartbeats and leases expired). Every call is bounded ([`Bounded`]), so whoever
 //! waits for the keeper waits for one bounded call at most.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex as StdMutex, PoisonError};
 use std::time::Duration;
 
@@ -22,6 +28,8 @@ pub(crate) struct SharedRules<R> {
     /// The rule problem last logged, so a problem that lasts is one line, not one per check.
     problem: Arc<StdMutex<Option<String>>>,
     presence: RulePresence,
+    /// What each director session's last lease asks for; the keeper keeps their union.
+    wanted: Arc<StdMutex<BTreeMap<u64, Vec<RedirectRule>>>>,
 }
 
 impl<R> Clone for SharedRules<R> {
@@ -30,6 +38,7 @@ impl<R> Clone for SharedRules<R> {
             keeper: Arc::clone(&self.keeper),
             problem: Arc::clone(&self.problem),
             presence: self.presence.clone(),
+            wanted: Arc::clone(&self.wanted),
         }
     }
 }
@@ -42,6 +51,7 @@ impl<R: RuleBackend> SharedRules<R> {
             presence: keeper.presence(),
             keeper: Arc::new(Mutex::new(keeper)),
             problem: Arc::default(),
+            wanted: Arc::default(),
         }
     }
 
@@ -50,8 +60,52 @@ impl<R: RuleBackend> SharedRules<R> {
         self.presence.clone()
     }
 
-    pub(crate) async fn install(&self, rules: Vec<RedirectRule>) -> Result<Applied, RuleError> {
-        self.keeper.lock().await.install(rules).await
+    /// Makes `rules` what `session`'s director asks for and installs the union of every
+    /// session's rules; nothing to do when that union is in place already (another director's
+    /// registration put it there). The agent's other rules stay until [`SharedRules::prune`].
+    pub(crate) async fn want(
+        &self,
+        session: u64,
+        rules: Vec<RedirectRule>,
+    ) -> Result<(), RuleError> {
+        let mut keeper = self.keeper.lock().await;
+        let union = self.update(|wanted| {
+            wanted.insert(session, rules);
+        });
+        if keeper.desired() == union.as_slice() && self.presence.all_present(&union) {
+            return Ok(());
+        }
+        keeper.install(union).await.map(|_: Applied| ())
+    }
+
+    /// `session` ended (its director was removed by a reload): its rules are kept only if
+    /// another director asks for them, and the others go.
+    pub(crate) async fn forget(&self, session: u64) -> Result<(), RuleError> {
+        let mut keeper = self.keeper.lock().await;
+        let union = self.update(|wanted| {
+            wanted.remove(&session);
+        });
+        if keeper.desired() != union.as_slice() {
+            keeper.install(union).await?;
+            keeper.prune().await?;
+        }
+        Ok(())
+    }
+
+    /// Changes the wanted sets and answers their union, in a stable order.
+    fn update(
+        &self,
+        change: impl FnOnce(&mut BTreeMap<u64, Vec<RedirectRule>>),
+    ) -> Vec<RedirectRule> {
+        let mut wanted = self.wanted.lock().unwrap_or_else(PoisonError::into_inner);
+        change(&mut wanted);
+        let mut union: Vec<RedirectRule> = Vec::new();
+        for rule in wanted.values().flatten() {
+            if !union.contains(rule) {
+                union.push(rule.clone());
+            }
+        }
+        union
     }
 
     pub(crate) async fn prune(&self) -> Result<Vec<RedirectRule>, RuleError> {

@@ -1,29 +1,33 @@
-//! The agent's life: register with the director, install the REDIRECT rules its answer asks
-//! for, confirm, renew the lease; ride out director outages and restarts with the rules in
-//! place; put back rules someone deleted; and on shutdown deregister and remove the rules.
+//! The agent's life: register with every configured director, install the REDIRECT rules
+//! their answers ask for, confirm, renew the leases; ride out director outages and restarts
+//! with the rules in place; put back rules someone deleted; and on shutdown deregister from
+//! every director and remove the rules. Each director has a session of its own (director.rs).
 //!
 //! The binary and the tests run this same code; only the rule backend differs.
 
+mod board;
 mod checks;
 mod director;
 mod metrics;
 mod reload;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use lb_shared::notify;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{info, info_span, Instrument};
 
 use crate::backoff::Backoff;
-use crate::config::{AgentConfig, ServiceConfig};
-use crate::registry::{Lease, Registry, RegistryError};
+use crate::config::{AgentConfig, DirectorUrl};
+use crate::registry::{Registry, RegistryError};
 use crate::rules::{RedirectRule, RuleBackend, RuleError};
-use crate::selfcheck::{SelfChecks, Verdicts};
+use board::{Board, Checks, SessionId};
 use checks::SharedRules;
+use director::{Command, Session};
 use metrics::AgentMetrics;
 pub use reload::ReloadSource;
 use tokio::net::TcpListener;
@@ -87,7 +91,8 @@ pub async fn run(
     run_with(config, rules, shutdown, reloads, state, metrics).await
 }
 
-/// [`run`], publishing each change of [`AgentState`] on `state`.
+/// [`run`], publishing each change of [`AgentState`] on `state`. With several directors the
+/// state is the first registered director session's (the first session's while none is).
 pub async fn run_with(
     config: AgentConfig,
     rules: impl RuleBackend,
@@ -96,9 +101,13 @@ pub async fn run_with(
     state: watch::Sender<AgentState>,
     metrics_listener: Option<TcpListener>,
 ) -> Result<(), AgentError> {
-    let span = info_span!("agent", realserver = %config.name, director = %config.director);
+    let span = info_span!("agent", realserver = %config.name);
     async move {
-        let registry = Registry::new(&config)?;
+        // Every director's TLS is set up before anything is touched.
+        let mut registries = Vec::new();
+        for url in &config.directors {
+            registries.push(Registry::new(url, config.tls.as_ref())?);
+        }
         let alive = CancellationToken::new();
         let _watchdog_stops_with_us = alive.clone().drop_guard();
         notify::spawn_watchdog(alive);
@@ -106,42 +115,40 @@ pub async fn run_with(
         let rules = SharedRules::new(rules, config.iptables_timeout, config.address);
         let (check_period, periods) = watch::channel(config.rule_check_interval);
         let checks = rules.spawn_checks(periods);
-        let selfchecks = SelfChecks::new();
-        let verdicts = selfchecks.subscribe();
+        let selfchecks = Checks::new();
+        let board = Board::new(state, selfchecks.clone());
         let metrics = AgentMetrics::default();
         // Served until the agent has stopped, so a scrape can see it deregister.
         let serving = CancellationToken::new();
         let _serving_ends_with_us = serving.clone().drop_guard();
         let server = metrics_listener.map(|listener| {
-            let registry = metrics.registry(state.subscribe(), rules.presence());
+            let registry = metrics.registry(board.clone(), rules.presence());
             tokio::spawn(
                 lb_shared::metrics::serve(listener, std::sync::Arc::new(registry), serving.clone())
                     .instrument(info_span!("metrics")),
             )
         });
         let mut agent = Agent {
-            registry,
-            backoff: Backoff::new(config.retry),
+            config: Arc::new(config),
             rules,
             checks,
             check_period,
             selfchecks,
-            config,
-            state,
-            lease: None,
-            lease_renewed: tokio::time::Instant::now(),
-            registered: Vec::new(),
-            director_problem: None,
+            board,
             metrics,
+            sessions: Vec::new(),
+            next_id: 0,
+            shutdown: shutdown.clone(),
+            leaving: Vec::new(),
         };
-        // Ready before the director answers: a realserver must boot while its director is away.
+        for (url, registry) in agent.config.directors.clone().into_iter().zip(registries) {
+            agent.start_session(url, registry);
+        }
+        agent.board.show();
+        // Ready before a director answers: a realserver must boot while its directors are away.
         notify::ready();
-        notify::status(&format!(
-            "registering with {}",
-            agent.config.director.authority()
-        ));
-        info!("started");
-        agent.serve(&shutdown, &mut reloads, verdicts).await;
+        info!(directors = agent.config.directors.len(), "started");
+        agent.serve(&shutdown, &mut reloads).await;
         let stopped = agent.stop().instrument(info_span!("shutdown")).await;
         serving.cancel();
         if let Some(server) = server {
@@ -153,106 +160,121 @@ pub async fn run_with(
     .await
 }
 
+/// The agent: the director sessions, each a task of its own, and what they share.
 struct Agent<R> {
-    config: AgentConfig,
-    registry: Registry,
+    config: Arc<AgentConfig>,
     rules: SharedRules<R>,
-    /// The rule check loop, apart from this one so that heartbeats never wait for iptables.
+    /// The rule check loop, apart from the sessions so that heartbeats never wait for iptables.
     checks: JoinHandle<()>,
     /// The check loop's period; it ends when this is dropped.
     check_period: watch::Sender<Duration>,
-    /// The self-checks of the services the lease's bindings ask to check.
-    selfchecks: SelfChecks,
-    backoff: Backoff,
-    state: watch::Sender<AgentState>,
-    /// The confirmed lease, kept through director outages until the director disowns it.
-    lease: Option<Lease>,
-    /// When the director last renewed the lease (Confirm or a heartbeat): while it may still
-    /// be alive there, a failed heartbeat is retried within the lease; after, with backoff.
-    lease_renewed: tokio::time::Instant,
-    /// The services and weights the lease was confirmed with.
-    registered: Vec<ServiceConfig>,
-    /// The director trouble last logged, so an outage is one line, not one per attempt.
-    director_problem: Option<String>,
+    /// The self-checks of the services the leases' bindings ask to check.
+    selfchecks: Checks,
+    board: Board,
     metrics: AgentMetrics,
+    /// In config order.
+    sessions: Vec<SessionHandle>,
+    next_id: SessionId,
+    shutdown: CancellationToken,
+    /// Sessions a reload ended, still deregistering: awaited before the rules go at stop.
+    leaving: Vec<JoinHandle<()>>,
+}
+
+/// A running director session as the agent steers it.
+struct SessionHandle {
+    id: SessionId,
+    url: DirectorUrl,
+    /// A clone of the session's: a reload asks the director with it before switching.
+    registry: Registry,
+    commands: mpsc::UnboundedSender<Command>,
+    /// Ends the session (a child of the agent's shutdown).
+    end: CancellationToken,
+    /// Cancelled with `end` when a reload removed the director.
+    removed: CancellationToken,
+    task: JoinHandle<()>,
 }
 
 impl<R: RuleBackend> Agent<R> {
-    /// The director loop: registration and heartbeats, nothing that waits for iptables except
-    /// the installation of the rules a registration asks for, nothing that waits for a probe.
-    async fn serve(
-        &mut self,
-        shutdown: &CancellationToken,
-        reloads: &mut ReloadSource,
-        mut verdicts: watch::Receiver<Verdicts>,
-    ) {
-        let mut next_call = Instant::now();
+    fn start_session(&mut self, url: DirectorUrl, registry: Registry) {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.board.join(id, url.to_string(), url.authority());
+        let (commands, receiver) = mpsc::unbounded_channel();
+        let end = self.shutdown.child_token();
+        let removed = CancellationToken::new();
+        let session = Session {
+            id,
+            url: url.clone(),
+            config: Arc::clone(&self.config),
+            registry: registry.clone(),
+            rules: self.rules.clone(),
+            checks: self.selfchecks.clone(),
+            board: self.board.clone(),
+            metrics: self.metrics.director(url.to_string()),
+            backoff: Backoff::new(self.config.retry),
+            lease: None,
+            lease_renewed: Instant::now(),
+            registered: Vec::new(),
+            director_problem: None,
+            held: false,
+        };
+        let task = tokio::spawn(
+            session
+                .run(end.clone(), removed.clone(), receiver)
+                .in_current_span(),
+        );
+        self.sessions.push(SessionHandle {
+            id,
+            url,
+            registry,
+            commands,
+            end,
+            removed,
+            task,
+        });
+    }
+
+    /// Answers reloads until `shutdown`; the sessions talk to their directors meanwhile.
+    async fn serve(&mut self, shutdown: &CancellationToken, reloads: &mut ReloadSource) {
         loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => return,
-                // A service went up or down: tell the director now, not at the next period,
-                // so a dead sshd leaves the table within about fall x interval.
-                Ok(()) = verdicts.changed() => {
-                    if self.lease.is_some() {
-                        next_call = Instant::now();
-                        if self.director_problem.is_none() {
-                            notify::status(&self.registered_status());
-                        }
-                    }
-                }
                 Some(request) = reloads.next() => {
                     let span = info_span!("reload");
-                    let reloaded = tokio::select! {
+                    tokio::select! {
                         biased;
                         () = shutdown.cancelled() => return,
-                        reloaded = self.reload(request, reloads).instrument(span) => reloaded,
-                    };
-                    if let Some(wait) = reloaded {
-                        next_call = Instant::now() + wait;
+                        () = self.reload(request, reloads).instrument(span) => {}
                     }
-                }
-                () = tokio::time::sleep_until(next_call) => {
-                    let span = info_span!("registry");
-                    let wait = tokio::select! {
-                        biased;
-                        () = shutdown.cancelled() => return,
-                        wait = self.talk_to_director().instrument(span) => wait,
-                    };
-                    next_call = Instant::now() + wait;
                 }
             }
         }
     }
 
-    fn publish(&self, state: AgentState, status: &str) {
-        notify::status(status);
-        self.state.send_replace(state);
-    }
-
-    /// Deregisters (bounded), then removes the rules (bounded). Never hangs, never panics.
+    /// Deregisters from every director at once (each bounded), then removes the rules
+    /// (bounded). Never hangs, never panics.
     async fn stop(mut self) -> Result<(), AgentError> {
         notify::stopping();
-        self.publish(
+        self.board.stopping(
             AgentState::Stopping,
             "stopping: deregistering and removing REDIRECT rules",
         );
-        self.selfchecks.apply(Default::default());
+        self.selfchecks.clear();
         // Dropping the check's future gives up its iptables call and frees the keeper.
         self.checks.abort();
         let _ = (&mut self.checks).await;
-        if let Some(lease) = self.lease.take() {
-            let bound = self.config.deregister_timeout;
-            match timeout(bound, self.registry.deregister(&lease.id)).await {
-                Ok(Ok(())) => info!(lease = %lease.id, "deregistered"),
-                Ok(Err(error)) => {
-                    warn!(%error, "deregistration failed; the director will let the lease expire")
-                }
-                Err(_) => warn!(
-                    timeout = ?bound,
-                    "the director did not take the deregistration in time; stopping anyway (the lease will expire)"
-                ),
-            }
+        // The sessions saw the shutdown too and deregister side by side.
+        let sessions = std::mem::take(&mut self.sessions);
+        for session in &sessions {
+            session.end.cancel();
+        }
+        for task in sessions
+            .into_iter()
+            .map(|s| s.task)
+            .chain(self.leaving.drain(..))
+        {
+            let _ = task.await;
         }
         let removal = timeout(RULE_REMOVAL_TIMEOUT, self.rules.remove_all())
             .instrument(info_span!("rules"))
@@ -265,7 +287,8 @@ impl<R: RuleBackend> Agent<R> {
             Ok(Err(error)) => Err(AgentError::RulesLeft(error)),
             Err(_) => Err(AgentError::RuleRemovalTimedOut(RULE_REMOVAL_TIMEOUT)),
         };
-        self.state.send_replace(AgentState::Stopped);
+        self.board.stopping(AgentState::Stopped, "stopped");
+        drop(self.check_period);
         result
     }
 }

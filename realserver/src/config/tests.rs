@@ -49,8 +49,8 @@ fn seed_with(key: &str, line: &str) -> String {
 #[test]
 fn the_seed_realserver_reads_with_defaults() {
     let config = parse_as("ignored", SEED).unwrap();
-    assert_eq!(config.director.authority(), "129.129.190.53:7700");
-    assert!(!config.director.is_https());
+    assert_eq!(config.directors[0].authority(), "129.129.190.53:7700");
+    assert!(!config.directors[0].is_https());
     assert_eq!(config.name, "llc5");
     assert_eq!(config.address, "129.129.190.175".parse::<IpAddr>().unwrap());
     assert_eq!(
@@ -253,12 +253,20 @@ fn the_shipped_example_is_valid() {
     let text = include_str!("../../../deploy/agent.example.toml")
         .replace("/etc/lb/tls", pki.path().to_str().unwrap());
     let config = parse_as("ignored", &text).unwrap();
-    assert!(config.director.is_https());
+    assert!(config.directors[0].is_https());
     assert!(config.tls.is_some());
     assert_eq!(config.name, "llc5");
-    assert_eq!(config.director.authority(), "129.129.190.53:7700");
+    assert_eq!(config.directors[0].authority(), "129.129.190.53:7700");
     assert_eq!(config.address.to_string(), "129.129.190.175");
     assert_eq!(config.weight_of("llc-ssh"), Some(1));
+
+    // Its commented-out `directors` line, written in place of `director`, holds too.
+    let ha = text
+        .replace("director = \"https://129.129.190.53:7700\"\n", "")
+        .replace("# directors = [", "directors = [");
+    let config = parse_as("ignored", &ha).unwrap();
+    assert_eq!(config.directors.len(), 2);
+    assert!(config.directors.iter().all(DirectorUrl::is_https));
 }
 
 #[test]
@@ -278,8 +286,8 @@ fn an_https_director_needs_tls_files_and_http_takes_none() {
         k = key.display().to_string()
     ))
     .unwrap();
-    assert!(config.director.is_https());
-    assert_eq!(config.director.authority(), "lb.example:7700");
+    assert!(config.directors[0].is_https());
+    assert_eq!(config.directors[0].authority(), "lb.example:7700");
     assert!(config
         .tls
         .unwrap()
@@ -320,5 +328,89 @@ fn metrics_listen_defaults_to_loopback_and_can_be_off() {
     assert_eq!(
         problems(&format!("metrics_listen = \"localhost\"\n{SEED}")),
         vec!["metrics_listen = \"localhost\": is not an address and port: write for example \"127.0.0.1:9770\", or \"\" to serve no metrics"]
+    );
+}
+
+#[test]
+fn directors_lists_every_director_and_director_stays_one() {
+    let two = seed_with(
+        "director",
+        r#"directors = ["http://10.0.0.2:7700", "http://10.0.0.3:7700"]"#,
+    );
+    let config = parse_as("llc5", &two).unwrap();
+    let authorities: Vec<&str> = config.directors.iter().map(|d| d.authority()).collect();
+    assert_eq!(authorities, ["10.0.0.2:7700", "10.0.0.3:7700"]);
+    let one = parse_as("llc5", SEED).unwrap();
+    assert_eq!(one.directors.len(), 1);
+}
+
+#[test]
+fn each_bad_director_in_the_list_is_named_by_its_index() {
+    let cases = [
+        (
+            r#"directors = ["http://10.0.0.2:7700", "ftp://10.0.0.3:7700"]"#,
+            vec![r#"directors[1] = "ftp://10.0.0.3:7700": must start with http:// or https://"#],
+        ),
+        (
+            r#"directors = ["http://10.0.0.2:7700", "http://10.0.0.2:7700"]"#,
+            vec![
+                r#"directors[1] = "http://10.0.0.2:7700": is listed twice: give each director once"#,
+            ],
+        ),
+        (
+            r#"directors = []"#,
+            vec!["directors = []: must list at least one director URL"],
+        ),
+        (
+            r#"directors = "http://10.0.0.2:7700""#,
+            vec![r#"directors = "http://10.0.0.2:7700": must be a list of strings"#],
+        ),
+        (
+            r#"directors = ["http://10.0.0.2:7700", 7700]"#,
+            vec!["directors[1] = 7700: must be a string (in double quotes)"],
+        ),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(problems(&seed_with("director", line)), expected, "{line}");
+    }
+    let nine: Vec<String> = (1..=9)
+        .map(|i| format!("\"http://10.0.0.{i}:7700\""))
+        .collect();
+    let found = problems(&seed_with(
+        "director",
+        &format!("directors = [{}]", nine.join(", ")),
+    ));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("directors = [") && found[0].ends_with("lists 9 directors: at most 8"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn director_and_directors_exclude_each_other() {
+    let both = format!("directors = [\"http://10.0.0.3:7700\"]\n{SEED}");
+    assert_eq!(
+        problems(&both),
+        vec!["directors: cannot be set together with director: keep one of them"]
+    );
+    let neither = seed_with("director", "");
+    assert_eq!(
+        problems(&neither),
+        vec!["director: is required: the director's URL, or directors = [URL, ...] for several"]
+    );
+}
+
+#[test]
+fn one_https_director_in_the_list_needs_tls() {
+    let mixed = seed_with(
+        "director",
+        r#"directors = ["http://10.0.0.2:7700", "https://10.0.0.3:7700"]"#,
+    );
+    let found = problems(&mixed);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("tls: an https:// director needs [tls]"),
+        "{found:?}"
     );
 }

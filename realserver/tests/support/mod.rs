@@ -362,7 +362,7 @@ impl Registry for Service {
 /// The agent config the tests use: llc5 serving llc-ssh, with quick checks and retries.
 pub fn agent_config(director_url: &str) -> AgentConfig {
     AgentConfig {
-        director: DirectorUrl::parse(director_url).unwrap(),
+        directors: vec![DirectorUrl::parse(director_url).unwrap()],
         tls: None,
         name: "llc5".into(),
         address: "10.0.0.11".parse().unwrap(),

@@ -1,4 +1,5 @@
 use std::path::Path;
+use std::time::Duration;
 
 use super::*;
 
@@ -22,7 +23,7 @@ fn each_change_is_named() {
         "rule_check_interval = \"1s\"\n[[service]]\nname = \"llc-ssh\"\nweight = 2\n\
          [[service]]\nname = \"web\"\n",
     );
-    new.director = crate::config::DirectorUrl::parse("http://10.0.0.3:7700").expect("a URL");
+    new.directors = vec![crate::config::DirectorUrl::parse("http://10.0.0.3:7700").expect("a URL")];
     assert_eq!(
         changes(&old, &new),
         Ok(vec![
@@ -63,5 +64,46 @@ fn metrics_listen_needs_a_restart() {
         Err(vec![
             "metrics_listen = \"\": cannot change by reload (it is \"127.0.0.1:9771\" now): restart lb-agent to change it".to_owned()
         ])
+    );
+}
+
+fn urls(list: &[&str]) -> Vec<crate::config::DirectorUrl> {
+    list.iter()
+        .map(|u| crate::config::DirectorUrl::parse(u).expect("a URL"))
+        .collect()
+}
+
+#[test]
+fn directors_added_and_removed_are_named() {
+    let old = config("[[service]]\nname = \"llc-ssh\"\n");
+    let mut new = old.clone();
+    new.directors = urls(&["http://10.0.0.2:7700", "http://10.0.0.3:7700"]);
+    assert_eq!(
+        changes(&old, &new),
+        Ok(vec!["director http://10.0.0.3:7700/ added".to_owned()])
+    );
+    assert_eq!(
+        changes(&new, &old),
+        Ok(vec!["director http://10.0.0.3:7700/ removed".to_owned()])
+    );
+    let mut reordered = new.clone();
+    reordered.directors.reverse();
+    assert_eq!(
+        changes(&new, &reordered),
+        Ok(vec![]),
+        "the order is no change"
+    );
+}
+
+#[test]
+fn sessions_follow_their_url_and_one_director_edited_stays_its_session() {
+    let ab = urls(&["http://a:1", "http://b:1"]);
+    let bc = urls(&["http://b:1", "http://c:1"]);
+    assert_eq!(sessions_for(&ab, &bc), vec![Some(1), None]);
+    assert_eq!(sessions_for(&ab, &ab[..1]), vec![Some(0)]);
+    assert_eq!(
+        sessions_for(&ab[..1], &bc[1..]),
+        vec![Some(0)],
+        "a single director edited"
     );
 }
