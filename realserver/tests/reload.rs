@@ -320,6 +320,24 @@ async fn a_new_rule_that_cannot_go_in_never_deregisters_the_kept_services() {
             matches!(st, AgentState::RulesFailed { .. })
         })
         .await;
+    // Not only the reload's registration: the retries after it fail too (iptables stays
+    // slow for a while on a loaded host), and none of them may take the realserver out.
+    let registrations = || {
+        s.director
+            .calls()
+            .into_iter()
+            .filter(|c| matches!(c, Call::Register(_)))
+            .count()
+    };
+    let after_reload = registrations();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while registrations() < after_reload + 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the agent did not retry its registration"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let deregistered = s
         .director
         .calls()

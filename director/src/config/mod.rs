@@ -330,7 +330,10 @@ fn read(root: &Section) -> Option<DirectorConfig> {
             );
         }
     }
-    let first_vip = services.first().and_then(|s| s.as_ref()).and_then(|s| s.vips().first().copied());
+    let first_vip = services
+        .first()
+        .and_then(|s| s.as_ref())
+        .and_then(|s| s.vips().first().copied());
     let ha = ha::read_ha(root, first_vip);
     let listen = listen.map(|l| l.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 7700))));
     if let (Some(addr), Some(None), Some(false)) = (&listen, &tls, insecure) {

@@ -234,7 +234,7 @@ impl<R: RuleBackend> Session<R> {
     /// director asks for any more; answers how long to wait before the next step.
     async fn take_lease(&mut self, lease: Lease) -> Duration {
         // A new lease replaces the one held: the director knows only the new one now.
-        let replaced = self.lease.take().is_some();
+        self.lease = None;
         // Bounded: each iptables call is, and the keeper is held for one check at most.
         let installed = self
             .rules
@@ -252,17 +252,13 @@ impl<R: RuleBackend> Session<R> {
                 },
                 format!("cannot install REDIRECT rules, retrying: {error}"),
             );
-            // The director holds a lease that will never be confirmed. If it replaced a
-            // confirmed one, the realserver is in the table with its rules still in place:
-            // a pending lease keeps it there as it is until the next registration replaces
-            // it, where a deregistration would take it out of every service. A first
-            // registration is let go at once.
-            if !replaced {
-                let bound = self.config.deregister_timeout;
-                if let Ok(Err(error)) = timeout(bound, self.registry.deregister(&lease.id)).await {
-                    debug!(%error, "cannot withdraw the unconfirmed lease; it will expire");
-                }
-            }
+            // The director holds a lease that will never be confirmed, and it is left to
+            // expire, never deregistered: if it replaced a confirmed one (a reload, or the
+            // retry after one whose rules failed too), the realserver is in the table with its
+            // rules still in place, and a pending lease keeps it there as it is until the next
+            // registration replaces it, where a deregistration would take it out of every
+            // service. Under load in the lab, iptables failed twice in a row after a reload,
+            // and the retry, no longer knowing it replaced a lease, took llc6 out of llc-ssh.
             return self.backoff.next_delay();
         }
         self.rules.fine();
