@@ -95,9 +95,9 @@ pub fn status(director: &Director) -> pb::StatusResponse {
     pb::StatusResponse {
         services,
         refused,
-        // Filled by the HA work (role) and the peers work (name); until then: one director.
+        // Filled by the HA work (role); until then: one director.
         role: pb::DirectorRole::Single as i32,
-        director: String::new(),
+        director: config.name.clone(),
     }
 }
 

@@ -15,6 +15,9 @@ use lb_shared::tls::TlsFiles;
 use crate::access::{AddressRange, AllowedRealServer};
 use crate::health::{read_check, CheckConfig};
 
+mod peers;
+pub use peers::{PeerConfig, DEFAULT_PEER_INTERVAL, DEFAULT_PEER_STARTUP_WAIT, MAX_PEERS};
+
 pub const DEFAULT_PATH: &str = "/etc/lb/director.toml";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +50,15 @@ pub struct DirectorConfig {
     pub admin_socket: Option<PathBuf>,
     /// `[[realserver]]`: who may register, from where. Required with TLS.
     pub realservers: Vec<AllowedRealServer>,
+    /// This director's name (the hostname unless configured): how status and its peers name
+    /// it, and the writer of its admin revisions.
+    pub name: String,
+    /// `[[peer]]`: the other directors that keep the same admin state.
+    pub peers: Vec<PeerConfig>,
+    /// Between two anti-entropy exchanges with each peer.
+    pub peer_interval: Duration,
+    /// How long a start waits for its peers' admin state before the first pass.
+    pub peer_startup_wait: Duration,
 }
 
 /// Loopback: metrics say which realservers exist and how busy they are; exposing them is the
@@ -135,8 +147,23 @@ impl DirectorConfig {
         config::load(path, read)
     }
 
+    /// Like [`DirectorConfig::parse`] with a given hostname (the default `name`), for tests.
+    pub fn parse_as(
+        path: &Path,
+        text: &str,
+        hostname: &str,
+    ) -> Result<DirectorConfig, ConfigError> {
+        let hostname = hostname.to_owned();
+        config::parse(path, text, |root| read_with(root, || Ok(hostname)))
+    }
+
     pub fn parse(path: &Path, text: &str) -> Result<DirectorConfig, ConfigError> {
         config::parse(path, text, read)
+    }
+
+    /// The peer whose certificate names `name`.
+    pub fn peer(&self, name: &str) -> Option<&PeerConfig> {
+        self.peers.iter().find(|p| p.name == name)
     }
 
     /// What each service asks of the host: its VIP on its interface, and its forward method.
@@ -184,6 +211,13 @@ impl DirectorConfig {
 }
 
 fn read(root: &Section) -> Option<DirectorConfig> {
+    read_with(root, config::system_hostname)
+}
+
+fn read_with(
+    root: &Section,
+    hostname: impl FnOnce() -> Result<String, String>,
+) -> Option<DirectorConfig> {
     let listen = root.optional("listen", |s| {
         s.parse::<SocketAddr>()
             .map_err(|_| "is not an address and port: write for example \"0.0.0.0:7700\"".into())
@@ -222,6 +256,7 @@ fn read(root: &Section) -> Option<DirectorConfig> {
     check_unique(root, &services);
     check_static_names(root, &services);
     let tls = TlsFiles::read_section(root);
+    let peers = peers::read(root, hostname, !matches!(tls, Some(None)));
     let insecure = root.boolean("insecure", false);
     let admins = root.strings("admins", domain::parse_name);
     let admin_socket = root.optional("admin_socket", |s| {
@@ -279,6 +314,7 @@ fn read(root: &Section) -> Option<DirectorConfig> {
         );
     }
 
+    let peers = peers?;
     Some(DirectorConfig {
         listen: listen?,
         metrics_listen: metrics_listen?.unwrap_or(Some(DEFAULT_METRICS_LISTEN)),
@@ -294,6 +330,10 @@ fn read(root: &Section) -> Option<DirectorConfig> {
         admins,
         admin_socket: admin_socket?.unwrap_or_else(|| Some(PathBuf::from(DEFAULT_ADMIN_SOCKET))),
         realservers: realservers.into_iter().collect::<Option<Vec<_>>>()?,
+        name: peers.name,
+        peers: peers.peers,
+        peer_interval: peers.interval,
+        peer_startup_wait: peers.startup_wait,
     })
 }
 

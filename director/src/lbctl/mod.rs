@@ -308,7 +308,7 @@ async fn connect(cli: &Cli) -> Result<Channel, LbctlError> {
 
 /// An error with its causes ("transport error: tcp connect error: Connection refused"): tonic's
 /// own message alone does not tell the operator what went wrong.
-fn causes(error: &dyn std::error::Error) -> String {
+pub(crate) fn causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     let mut last = text.clone();
