@@ -54,11 +54,12 @@ pub(super) fn read(
             format!("lists {} peers: at most {MAX_PEERS}", sections.len()),
         );
     }
-    let mut peers = Some(Vec::new());
-    for section in &sections {
-        let peer = read_peer(section, tls);
-        let (Some(peer), Some(list)) = (peer, &mut peers) else {
-            peers = None;
+    // Each accepted peer with its index in the file, for the duplicates' messages.
+    let mut list: Vec<(usize, PeerConfig)> = Vec::new();
+    let mut complete = true;
+    for (i, section) in sections.iter().enumerate() {
+        let Some(peer) = read_peer(section, tls) else {
+            complete = false;
             continue;
         };
         if name.as_deref() == Some(peer.name.as_str()) {
@@ -67,24 +68,25 @@ pub(super) fn read(
                 &format!("{:?}", peer.name),
                 "is this director's own name: list the other directors only (or set name)",
             );
-        } else if let Some(j) = list.iter().position(|p: &PeerConfig| p.name == peer.name) {
+        } else if let Some((j, _)) = list.iter().find(|(_, p)| p.name == peer.name) {
             section.problem(
                 "name",
                 &format!("{:?}", peer.name),
                 format!("is also peer[{j}]: list each director once"),
             );
-        } else if let Some(j) = list.iter().position(|p| p.url == peer.url) {
+        } else if let Some((j, _)) = list.iter().find(|(_, p)| p.url == peer.url) {
             section.problem(
                 "url",
                 &format!("\"{}\"", peer.url),
                 format!("is also the url of peer[{j}]: one director has one url"),
             );
         } else {
-            list.push(peer);
+            list.push((i, peer));
             continue;
         }
-        peers = None;
+        complete = false;
     }
+    let peers = complete.then(|| list.into_iter().map(|(_, p)| p).collect());
     Some(Peers {
         name: name?,
         peers: peers?,

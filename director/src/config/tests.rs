@@ -329,3 +329,50 @@ fn metrics_listen_defaults_to_loopback_and_can_be_off() {
         vec!["metrics_listen = \"0.0.0.0:7700\": is also the gRPC listen address: give metrics a port of its own (default 127.0.0.1:9770)"]
     );
 }
+
+#[test]
+fn name_defaults_to_the_hostname_and_peers_are_checked_by_key() {
+    let parse = |text: &str| DirectorConfig::parse_as(Path::new("director.toml"), text, "llclb1");
+    let config = parse(SEED).unwrap();
+    assert_eq!(config.name, "llclb1");
+    assert!(config.peers.is_empty());
+    assert_eq!(config.peer_interval, DEFAULT_PEER_INTERVAL);
+    assert_eq!(config.peer_startup_wait, DEFAULT_PEER_STARTUP_WAIT);
+    let text = format!(
+        "name = \"a\"\npeer_interval = \"2s\"\npeer_startup_wait = \"0s\"\n{SEED}\n[[peer]]\nname = \"b\"\nurl = \"http://10.0.0.3:7700\"\n"
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(config.name, "a");
+    assert_eq!(
+        config.peer("b").unwrap().url.to_string(),
+        "http://10.0.0.3:7700/"
+    );
+    assert_eq!(config.peer_interval, Duration::from_secs(2));
+    assert_eq!(config.peer_startup_wait, Duration::ZERO);
+
+    let bad = format!(
+        "{SEED}\n[[peer]]\nname = \"llclb1\"\nurl = \"http://10.0.0.2:7700\"\n\
+         [[peer]]\nname = \"b\"\nurl = \"https://10.0.0.3:7700\"\n\
+         [[peer]]\nname = \"c\"\nurl = \"http://10.0.0.4:7700\"\n\
+         [[peer]]\nname = \"c\"\nurl = \"http://10.0.0.5:7700\"\n\
+         [[peer]]\nname = \"d\"\nurl = \"http://10.0.0.4:7700\"\n\
+         [[peer]]\nname = \"e f\"\nurl = \"ftp://x\"\n"
+    );
+    let found = match parse(&bad) {
+        Err(ConfigError::Invalid { problems, .. }) => {
+            problems.iter().map(ToString::to_string).collect::<Vec<_>>()
+        }
+        other => panic!("accepted: {other:?}"),
+    };
+    assert_eq!(
+        found,
+        vec![
+            "peer[0].name = \"llclb1\": is this director's own name: list the other directors only (or set name)",
+            "peer[1].url = \"https://10.0.0.3:7700\": is https:// but this director has no [tls] to show the peer a certificate: add [tls] or use http:// on an insecure setup",
+            "peer[3].name = \"c\": is also peer[2]: list each director once",
+            "peer[4].url = \"http://10.0.0.4:7700/\": is also the url of peer[2]: one director has one url",
+            "peer[5].name = \"e f\": contains ' ': use letters, digits, '-', '_' and '.' only",
+            "peer[5].url = \"ftp://x\": must start with http:// or https://",
+        ]
+    );
+}
