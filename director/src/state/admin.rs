@@ -66,12 +66,15 @@ pub enum AdminChange {
 }
 
 /// Whether `incoming` should replace `local`: a written field beats an unwritten one, a later
-/// revision beats an earlier one, and an equal revision changes nothing (the same write).
-pub fn newer<T>(local: Option<&Stamped<T>>, incoming: Option<&Stamped<T>>) -> bool {
+/// revision beats an earlier one, and the same revision with the same value is the same write.
+/// Equal revisions with different values happen only between legacy overrides (state files
+/// from before revisions, all at revision 0) of two directors: the greater value wins on both
+/// (drained over not drained), so they still agree.
+pub fn newer<T: Ord>(local: Option<&Stamped<T>>, incoming: Option<&Stamped<T>>) -> bool {
     match (local, incoming) {
         (_, None) => false,
         (None, Some(_)) => true,
-        (Some(l), Some(i)) => i.revision > l.revision,
+        (Some(l), Some(i)) => (&i.revision, &i.value) > (&l.revision, &l.value),
     }
 }
 
@@ -106,6 +109,11 @@ pub fn wall_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     u64::try_from(now.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// How a taken revision is kept: a legacy one is implied by its value and not written.
+fn stored(revision: &Revision) -> Option<Revision> {
+    (*revision != Revision::legacy()).then(|| revision.clone())
 }
 
 impl State {
@@ -195,8 +203,8 @@ impl State {
         ) {
             if let Some(drain) = &incoming.drain {
                 self.set_drained(name, drain.value);
-                let revisions = self.revisions.entry(name.to_owned()).or_default();
-                revisions.drain = Some(drain.revision.clone());
+                self.revisions.entry(name.to_owned()).or_default().drain =
+                    stored(&drain.revision);
                 changed = true;
             }
         }
@@ -209,10 +217,14 @@ impl State {
                     Some(w) => self.weights.insert(name.to_owned(), w),
                     None => self.weights.remove(name),
                 };
-                let revisions = self.revisions.entry(name.to_owned()).or_default();
-                revisions.weight = Some(weight.revision.clone());
+                self.revisions.entry(name.to_owned()).or_default().weight =
+                    stored(&weight.revision);
                 changed = true;
             }
+        }
+        // A legacy field is implied by its value: keep the file as a legacy one was.
+        if self.revisions.get(name) == Some(&Revisions::default()) {
+            self.revisions.remove(name);
         }
         changed
     }

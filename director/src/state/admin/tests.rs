@@ -105,6 +105,20 @@ fn overrides_of_an_old_state_file_are_legacy_records_that_any_write_beats() {
 }
 
 #[test]
+fn legacy_overrides_that_differ_still_converge() {
+    let (mut a, mut b) = (empty(), empty());
+    a.weights.insert("llc5".into(), 3);
+    b.weights.insert("llc5".into(), 5);
+    b.drained.insert("llc5".into());
+    let (ra, rb) = (a.admin_record("llc5").unwrap(), b.admin_record("llc5").unwrap());
+    a.merge_admin(&rb);
+    b.merge_admin(&ra);
+    assert_eq!(a, b);
+    assert!(a.drained.contains("llc5"), "a legacy drain wins over none");
+    assert_eq!(a.weights["llc5"], 5);
+}
+
+#[test]
 fn the_clock_never_goes_back_and_orders_after_what_it_saw() {
     let mut clock = Clock::default();
     assert_eq!(clock.tick(1000), 1000);
