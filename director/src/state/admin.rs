@@ -203,8 +203,7 @@ impl State {
         ) {
             if let Some(drain) = &incoming.drain {
                 self.set_drained(name, drain.value);
-                self.revisions.entry(name.to_owned()).or_default().drain =
-                    stored(&drain.revision);
+                self.revisions.entry(name.to_owned()).or_default().drain = stored(&drain.revision);
                 changed = true;
             }
         }

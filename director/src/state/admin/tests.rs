@@ -110,7 +110,10 @@ fn legacy_overrides_that_differ_still_converge() {
     a.weights.insert("llc5".into(), 3);
     b.weights.insert("llc5".into(), 5);
     b.drained.insert("llc5".into());
-    let (ra, rb) = (a.admin_record("llc5").unwrap(), b.admin_record("llc5").unwrap());
+    let (ra, rb) = (
+        a.admin_record("llc5").unwrap(),
+        b.admin_record("llc5").unwrap(),
+    );
     a.merge_admin(&rb);
     b.merge_admin(&ra);
     assert_eq!(a, b);
