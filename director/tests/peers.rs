@@ -75,6 +75,9 @@ async fn pair(root: &Path) -> (Side, Side) {
     // waiting out peer_startup_wait on a bound port that nobody serves yet.
     drop(lb);
     a.director = Some(TestDirector::start_listening(a.ipvs.clone(), &a.dir, &a.text, la).await);
+    // b starts once a serves; started together, each would wait peer_startup_wait for the
+    // other (bounded, as README says, but slow for a test).
+    serving(a.director()).await;
     b.start().await;
     for side in [&a, &b] {
         join(
@@ -89,6 +92,16 @@ async fn pair(root: &Path) -> (Side, Side) {
     wait_exchanges(a.director(), "b", 0.0).await;
     wait_exchanges(b.director(), "a", 0.0).await;
     (a, b)
+}
+
+/// Waits until the director answers a status call (its servers start after the first pass).
+async fn serving(director: &TestDirector) {
+    director
+        .admin()
+        .await
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap();
 }
 
 /// llc5 as the director's status shows it: (drained, weight override).
@@ -404,6 +417,10 @@ async fn over_tls_only_a_listed_peer_certificate_may_exchange() {
         la,
     )
     .await;
+    let _ = pb::admin_client::AdminClient::new(as_party(&pki, aa, "ops").await)
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap();
     let b = TestDirector::start_on(
         Arc::new(MemoryIpvs::new()),
         &root.path().join("b"),

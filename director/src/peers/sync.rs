@@ -26,8 +26,12 @@ pub const PUSH_WAIT: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// A client for one peer, over mutual TLS with this director's own certificate when it has
-/// `[tls]`. Connects lazily: the first call connects, bounded by [`CALL_TIMEOUT`].
-fn client(config: &DirectorConfig, peer: &PeerConfig) -> Result<PeerClient<Channel>, PeerError> {
+/// `[tls]`. Connects at once (bounded by [`CALL_TIMEOUT`]): a lazy channel would retry a
+/// refused connection until the call's timeout instead of failing.
+async fn client(
+    config: &DirectorConfig,
+    peer: &PeerConfig,
+) -> Result<PeerClient<Channel>, PeerError> {
     let url = peer.url.to_string();
     let bad = |source| PeerError::Url {
         url: url.clone(),
@@ -43,8 +47,15 @@ fn client(config: &DirectorConfig, peer: &PeerConfig) -> Result<PeerClient<Chann
             .identity(Identity::from_pem(&files.cert.pem, &files.key.pem));
         endpoint = endpoint.tls_config(tls).map_err(bad)?;
     }
-    Ok(PeerClient::new(endpoint.connect_lazy())
-        .max_decoding_message_size(crate::daemon::MAX_MESSAGE_BYTES))
+    let channel = endpoint
+        .connect()
+        .await
+        .map_err(|e| PeerError::Unreachable {
+            peer: peer.name.clone(),
+            url: url.clone(),
+            reason: crate::lbctl::causes(&e),
+        })?;
+    Ok(PeerClient::new(channel).max_decoding_message_size(crate::daemon::MAX_MESSAGE_BYTES))
 }
 
 fn call_error(peer: &PeerConfig, status: tonic::Status) -> PeerError {
@@ -142,7 +153,7 @@ pub struct Exchanged {
 /// One anti-entropy round with `peer`: pull all, merge, push back what it lacks.
 pub async fn exchange(director: &Director, peer: &PeerConfig) -> Result<Exchanged, PeerError> {
     let config = director.config();
-    let mut client = client(&config, peer)?;
+    let mut client = client(&config, peer).await?;
     let theirs = pull_all(&mut client, peer).await?;
     let taken = merge(director, &theirs).await?;
     let theirs: BTreeMap<&str, &AdminRecord> =
@@ -265,7 +276,7 @@ pub async fn at_start(director: &Director) {
     let config = &config;
     let pulls = config.peers.iter().map(|peer| async move {
         let outcome = async {
-            let mut client = client(config, peer)?;
+            let mut client = client(config, peer).await?;
             let theirs = pull_all(&mut client, peer).await?;
             merge(director, &theirs).await
         }
@@ -337,7 +348,7 @@ pub async fn push(director: &Arc<Director>, record: AdminRecord) -> Pushed {
         let config = config.clone();
         let task = tokio::spawn(async move {
             let outcome = async {
-                let mut client = client(&config, &peer)?;
+                let mut client = client(&config, &peer).await?;
                 push_records(&mut client, &peer, std::slice::from_ref(&record)).await
             }
             .await;
