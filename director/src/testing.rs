@@ -188,6 +188,16 @@ impl TestDirector {
         pb::admin_client::AdminClient::new(self.channel().await)
     }
 
+    /// The director's status; it answers only once its servers are up (after the first pass).
+    pub async fn status(&self) -> pb::StatusResponse {
+        self.admin()
+            .await
+            .status(pb::StatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
     /// Stops the director gracefully and returns how it ended.
     pub async fn stop(self) -> Result<(), RunError> {
         self.shutdown.cancel();

@@ -77,7 +77,7 @@ async fn pair(root: &Path) -> (Side, Side) {
     a.director = Some(TestDirector::start_listening(a.ipvs.clone(), &a.dir, &a.text, la).await);
     // b starts once a serves; started together, each would wait peer_startup_wait for the
     // other (bounded, as README says, but slow for a test).
-    serving(a.director()).await;
+    a.director().status().await;
     b.start().await;
     for side in [&a, &b] {
         join(
@@ -94,25 +94,9 @@ async fn pair(root: &Path) -> (Side, Side) {
     (a, b)
 }
 
-/// Waits until the director answers a status call (its servers start after the first pass).
-async fn serving(director: &TestDirector) {
-    director
-        .admin()
-        .await
-        .status(pb::StatusRequest {})
-        .await
-        .unwrap();
-}
-
 /// llc5 as the director's status shows it: (drained, weight override).
 async fn llc5(director: &TestDirector) -> (bool, Option<u32>) {
-    let status = director
-        .admin()
-        .await
-        .status(pb::StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = director.status().await;
     let row = status
         .services
         .iter()
