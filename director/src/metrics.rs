@@ -158,6 +158,14 @@ impl DirectorMetrics {
         self.peers.exchanges.get_or_create(&counted).inc();
     }
 
+    /// A configured peer shows (reachable 0) before the first call to it, so alerts see it.
+    pub fn peer_configured(&self, peer: &str) {
+        let _ = self
+            .peers
+            .reachable
+            .get_or_create(&vec![("peer", peer.to_owned())]);
+    }
+
     /// A reload removed peer `peer`: its series go.
     pub fn forget_peer(&self, peer: &str) {
         let labels = vec![("peer", peer.to_owned())];

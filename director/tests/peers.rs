@@ -306,6 +306,20 @@ async fn after_a_partition_the_later_write_wins_on_both() {
         .unwrap()
         .into_inner();
     assert_eq!(a_drain.peers_confirmed, Vec::<String>::new());
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while a
+        .director()
+        .scrape()
+        .await
+        .value("lb_peer_reachable", &[("peer", "b")])
+        != Some(0.0)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "b still counts as reachable"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Each side keeps and applies its own writes meanwhile.
     wait_weight(a.director(), "a applies its drain", 0).await;
     // Later, on b: a weight and an explicit undrain.

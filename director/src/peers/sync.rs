@@ -224,6 +224,9 @@ pub async fn run(director: Arc<Director>, shutdown: CancellationToken) {
         director
             .peer_board()
             .retain(|name| config.peer(name).is_some());
+        for peer in &config.peers {
+            director.metrics().peer_configured(&peer.name);
+        }
         due.retain(|name, _| config.peer(name).is_some());
         let now = tokio::time::Instant::now();
         let ready: Vec<&PeerConfig> = config
@@ -272,6 +275,9 @@ pub async fn at_start(director: &Director) {
     let config = director.config();
     if config.peers.is_empty() {
         return;
+    }
+    for peer in &config.peers {
+        director.metrics().peer_configured(&peer.name);
     }
     let config = &config;
     let pulls = config.peers.iter().map(|peer| async move {
