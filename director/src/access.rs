@@ -180,6 +180,8 @@ pub struct Access {
     pub tls: bool,
     pub admins: Vec<String>,
     pub realservers: Vec<AllowedRealServer>,
+    /// `[[peer]] name`: the other directors, who may exchange admin state with this one.
+    pub peers: Vec<String>,
     /// The director's own uid: the admin socket also admits it (under systemd's DynamicUser the
     /// socket belongs to that user).
     pub own_uid: u32,
@@ -192,6 +194,7 @@ impl Access {
             tls: config.tls.is_some(),
             admins: config.admins.clone(),
             realservers: config.realservers.clone(),
+            peers: config.peers.iter().map(|p| p.name.clone()).collect(),
             own_uid: nix::unistd::geteuid().as_raw(),
         }
     }
@@ -325,6 +328,25 @@ impl Access {
     }
 }
 
+impl Access {
+    /// May `caller` exchange admin state as a peer director? A peer can drain anything, so it
+    /// is trusted like an admin, but by its own list: with `[tls]` only a certificate named in
+    /// `[[peer]]`; without `[tls]` whoever may reach the port (loopback, or `insecure`), and
+    /// only when peers are configured at all.
+    pub fn peer(&self, caller: &Caller) -> Result<(), Refused> {
+        match caller {
+            Caller::Certificate { names, .. } if names.iter().any(|n| self.peers.contains(n)) => Ok(()),
+            Caller::Certificate { .. } => Err(denied("not_peer", format!(
+                "{caller} is not a peer director: only a certificate named in this director's [[peer]] may exchange admin state"
+            ))),
+            Caller::AdminSocket { .. } => Err(denied("not_peer", "peer directors call over the network, not the admin socket".into())),
+            Caller::Unauthenticated { .. } if self.tls => Err(denied("no_certificate", "a client certificate is required".into())),
+            Caller::Unauthenticated { .. } if self.peers.is_empty() => Err(denied("not_peer", "this director has no [[peer]]: it exchanges admin state with nobody".into())),
+            Caller::Unauthenticated { .. } => Ok(()),
+        }
+    }
+}
+
 /// An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d.
 fn unmapped(addr: IpAddr) -> IpAddr {
     match addr {
@@ -360,8 +382,41 @@ mod tests {
                     source: Some(AddressRange::parse("192.168.7.0/24").unwrap()),
                 },
             ],
+            peers: vec!["llclb2".into()],
             own_uid: 999,
         }
+    }
+
+    #[test]
+    fn peers_are_listed_certificates_only() {
+        let a = listed();
+        assert!(a.peer(&cert("llclb2")).is_ok());
+        let e = a.peer(&cert("ops")).unwrap_err();
+        assert_eq!(e.reason, "not_peer");
+        assert!(
+            e.message().contains("cert:ops is not a peer director"),
+            "{}",
+            e.message()
+        );
+        assert_eq!(a.peer(&cert("llc5")).unwrap_err().reason, "not_peer");
+        assert_eq!(
+            a.peer(&Caller::AdminSocket { uid: 0 }).unwrap_err().reason,
+            "not_peer"
+        );
+        assert_eq!(
+            a.peer(&Caller::Unauthenticated { peer: None })
+                .unwrap_err()
+                .reason,
+            "no_certificate"
+        );
+        let plain = Access {
+            peers: vec!["b".into()],
+            ..Access::default()
+        };
+        assert!(plain.peer(&Caller::Unauthenticated { peer: None }).is_ok());
+        assert!(Access::default()
+            .peer(&Caller::Unauthenticated { peer: None })
+            .is_err());
     }
 
     #[test]

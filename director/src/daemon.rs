@@ -108,6 +108,11 @@ pub async fn run<I: IpvsBackend, A: AddressBackend>(
         None => None,
     };
 
+    // Before the first pass: a restarted director takes its peers' newer drains first instead
+    // of putting its own older admin state into the kernel (bounded by peer_startup_wait).
+    crate::peers::sync::at_start(&director)
+        .instrument(tracing::info_span!("peers"))
+        .await;
     let (mut reconciler, monitor) = Reconciler::new(director.clone(), ipvs, host);
     let first = reconciler
         .first_pass()
@@ -130,6 +135,11 @@ pub async fn run<I: IpvsBackend, A: AddressBackend>(
             .instrument(tracing::info_span!("health")),
     );
     spawn_watchdog(&director, &shutdown);
+    // Exchanges with the peers until the stop; it ends only then, so it is not supervised.
+    tokio::spawn(
+        crate::peers::sync::run(director.clone(), shutdown.clone())
+            .instrument(tracing::info_span!("peers")),
+    );
 
     if config.tls.is_none() && !addr.ip().is_loopback() {
         warn!(%addr, "insecure = true: gRPC without TLS; anyone who reaches this address can register a realserver or drain one");
@@ -324,6 +334,10 @@ fn routes(
                 shutdown.clone(),
             ))
             .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            pb::peer_server::PeerServer::new(crate::peers::PeerService::new(director.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
         );
     add_standard_services(ours, director, shutdown).map_err(RunError::Reflection)
 }

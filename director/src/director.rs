@@ -14,9 +14,10 @@ use crate::access::Access;
 use crate::config::{DirectorConfig, ServiceConfig};
 use crate::ha::RoleCell;
 use crate::metrics::DirectorMetrics;
+use crate::peers::PeerBoard;
 use crate::reconciler::{PassError, PassOutcome, Passes, Snapshot};
 use crate::registry::{AgentVerdict, Lease, RealServer, RefusedAgent, Registry, RegistryError};
-use crate::state::{State, StateError, StateFile, StateStore};
+use crate::state::{AdminChange, AdminRecord, State, StateError, StateFile, StateStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DirectorError {
@@ -54,6 +55,8 @@ pub struct Director {
     metrics: DirectorMetrics,
     /// In HA mode, the side of the pair the reconciler last saw this director on.
     role: RoleCell,
+    /// How the peer directors answered lately.
+    peer_board: PeerBoard,
 }
 
 /// What a lease holder, a status call or the reconciler sees of the leases at one moment.
@@ -78,6 +81,7 @@ impl Director {
             store,
             passes: Passes::new(),
             metrics,
+            peer_board: PeerBoard::default(),
         })
     }
 
@@ -119,6 +123,10 @@ impl Director {
     /// SINGLE without `[ha]`; ACTIVE or STANDBY as the service VIPs say.
     pub fn role(&self) -> &RoleCell {
         &self.role
+    }
+
+    pub fn peer_board(&self) -> &PeerBoard {
+        &self.peer_board
     }
 
     pub(crate) fn passes(&self) -> &Passes {
@@ -269,54 +277,88 @@ impl Director {
         }
     }
 
-    /// `lbctl drain NAME`: weight 0 on every service, on disk before it counts.
-    pub async fn drain(&self, name: &str) -> Result<String, DirectorError> {
+    /// An operator's write through this director: stamped with a revision, on disk before it
+    /// counts, then a pass. Returns the realserver's record for the peers.
+    async fn admin_write(
+        &self,
+        name: &str,
+        change: AdminChange,
+    ) -> Result<(AdminRecord, PassOutcome), DirectorError> {
         self.known(name)?;
-        self.store
-            .update(|s| {
-                s.drained.insert(name.to_owned());
-            })
-            .await?;
-        let outcome = self.pass().await;
-        Ok(with_kernel_note(
-            format!("{name} drained: weight 0, established sessions continue"),
-            &outcome,
-        ))
+        let writer = self.config().name.clone();
+        let record = self.store.admin_write(name, &writer, change).await?;
+        Ok((record, self.pass().await))
     }
 
-    /// `lbctl undrain NAME`: back to the registered (or overridden) weight.
-    pub async fn undrain(&self, name: &str) -> Result<String, DirectorError> {
-        self.known(name)?;
+    /// `lbctl drain NAME`: weight 0 on every service, on disk before it counts.
+    pub async fn drain(&self, name: &str) -> Result<(String, AdminRecord), DirectorError> {
+        let (record, outcome) = self.admin_write(name, AdminChange::Drain(true)).await?;
+        let message = with_kernel_note(
+            format!("{name} drained: weight 0, established sessions continue"),
+            &outcome,
+        );
+        Ok((message, record))
+    }
+
+    /// `lbctl undrain NAME`: back to the registered (or overridden) weight. Recorded even when
+    /// it was not drained here, so it wins over an older drain held by a peer.
+    pub async fn undrain(&self, name: &str) -> Result<(String, AdminRecord), DirectorError> {
         let was = self.store.read(|s| s.drained.contains(name));
-        self.store
-            .update(|s| {
-                s.drained.remove(name);
-            })
-            .await?;
-        let outcome = self.pass().await;
+        let (record, outcome) = self.admin_write(name, AdminChange::Drain(false)).await?;
         let message = if was {
             format!("{name} undrained")
         } else {
             format!("{name} was not drained")
         };
-        Ok(with_kernel_note(message, &outcome))
+        Ok((with_kernel_note(message, &outcome), record))
     }
 
     /// `lbctl weight NAME N`: overrides the registered weight, on disk before it counts.
-    pub async fn set_weight(&self, name: &str, weight: u32) -> Result<String, DirectorError> {
-        self.known(name)?;
-        self.store
-            .update(|s| {
-                s.weights.insert(name.to_owned(), weight);
-            })
-            .await?;
-        let outcome = self.pass().await;
+    pub async fn set_weight(
+        &self,
+        name: &str,
+        weight: u32,
+    ) -> Result<(String, AdminRecord), DirectorError> {
+        let (record, outcome) = self.admin_write(name, AdminChange::Weight(weight)).await?;
         let message = if self.store.read(|s| s.drained.contains(name)) {
             format!("{name} weight set to {weight} (stays 0 while drained)")
         } else {
             format!("{name} weight set to {weight}")
         };
-        Ok(with_kernel_note(message, &outcome))
+        Ok((with_kernel_note(message, &outcome), record))
+    }
+
+    /// Records from a peer director: each field newer than ours is taken, on disk before it
+    /// counts, and the reconciler brings the kernel to it. Returns the realservers that
+    /// changed. New names beyond [`crate::peers::MAX_RECORDS`] are left out, logged.
+    pub async fn merge_admin(&self, records: &[AdminRecord]) -> Result<Vec<String>, DirectorError> {
+        let held = self.store.read(|s| s.admin_records().len());
+        let mut room = crate::peers::MAX_RECORDS.saturating_sub(held);
+        let mut kept = Vec::with_capacity(records.len());
+        for record in records {
+            let known = self
+                .store
+                .read(|s| s.admin_record(&record.realserver).is_some());
+            if known {
+                kept.push(record.clone());
+            } else if room > 0 {
+                room -= 1;
+                kept.push(record.clone());
+            } else {
+                warn!(realserver = %record.realserver, "a peer's admin record for {} left out: this director already keeps {} realservers' admin state", record.realserver, crate::peers::MAX_RECORDS);
+            }
+        }
+        let changed = self.store.merge(&kept).await?;
+        if !changed.is_empty() {
+            for name in &changed {
+                let now = self
+                    .store
+                    .read(|s| (s.drained.contains(name), s.weights.get(name).copied()));
+                info!(realserver = %name, drained = now.0, weight_override = ?now.1, "admin state of {name} taken from a peer director");
+            }
+            self.passes.wake();
+        }
+        Ok(changed)
     }
 
     /// Addresses under which `name` is known (registered now, or remembered from before).

@@ -199,10 +199,13 @@ fn bindings(s: &ServiceConfig) -> impl Iterator<Item = pb::ServiceBinding> + '_ 
 }
 
 /// One audit line per admin action: who, what, on whom, and how it ended.
-fn audit<T>(caller: &Caller, action: &str, target: &str, result: &Result<T, Status>) {
+fn audit<T>(caller: &Caller, action: &str, target: &str, peers: &str, result: &Result<T, Status>) {
     match result {
-        Ok(_) => {
+        Ok(_) if peers.is_empty() => {
             tracing::info!(target: "audit", %caller, action, target, result = "ok", "audit: admin action")
+        }
+        Ok(_) => {
+            tracing::info!(target: "audit", %caller, action, target, result = "ok", peers, "audit: admin action")
         }
         Err(e) => {
             tracing::warn!(target: "audit", %caller, action, target, result = %e.message(), "audit: admin action refused")
@@ -268,8 +271,13 @@ impl AdminService {
 /// A drain watch reports at least this often, so a client sees it is alive.
 const WATCH_REPORT_EVERY: Duration = Duration::from_secs(5);
 
-type AdminFuture<'a> =
-    Pin<Box<dyn std::future::Future<Output = Result<String, DirectorError>> + Send + 'a>>;
+type AdminFuture<'a> = Pin<
+    Box<
+        dyn std::future::Future<Output = Result<(String, crate::state::AdminRecord), DirectorError>>
+            + Send
+            + 'a,
+    >,
+>;
 
 impl AdminService {
     /// Checks the caller, then the arguments, then runs an admin action, and writes its audit
@@ -291,15 +299,35 @@ impl AdminService {
             if let Some(weight) = weight {
                 weight_field("weight", weight)?;
             }
-            let message = action(&self.director, name).await?;
-            Ok(Response::new(pb::AdminResponse { message }))
+            let (message, record) = action(&self.director, name).await?;
+            // The change holds here already; the peers get it now, or at their next exchange.
+            let pushed = crate::peers::sync::push(&self.director, record).await;
+            let note = pushed.note();
+            let message = if note.is_empty() {
+                message
+            } else {
+                format!("{message}; {note}")
+            };
+            Ok((
+                Response::new(pb::AdminResponse {
+                    message,
+                    peers_confirmed: pushed.confirmed.clone(),
+                    peers_pending: pushed.pending.iter().map(|(p, _)| p.clone()).collect(),
+                }),
+                note,
+            ))
         }
         .await;
         let what = match weight {
             Some(w) => format!("{verb} {w}"),
             None => verb.to_owned(),
         };
-        audit(caller, &what, name, &result);
+        let peers = match &result {
+            Ok((_, note)) => note.clone(),
+            Err(_) => String::new(),
+        };
+        let result = result.map(|(response, _)| response);
+        audit(caller, &what, name, &peers, &result);
         result
     }
 }

@@ -14,6 +14,7 @@ pub mod health;
 pub mod host;
 pub mod lbctl;
 pub mod metrics;
+pub mod peers;
 pub mod plan;
 pub mod reconciler;
 pub mod registry;

@@ -43,6 +43,17 @@ pub struct DirectorMetrics {
     health_transitions: Family<Labels2, Counter>,
     /// 1 while clients reach this director (single, or the active one of a pair).
     active: Gauge,
+    peers: PeerMetrics,
+}
+
+type PeerLabels = Vec<(&'static str, String)>;
+
+/// Per peer director (label `peer`, its `[[peer]] name`): admin state exchanges.
+#[derive(Debug, Clone, Default)]
+struct PeerMetrics {
+    reachable: Family<PeerLabels, Gauge>,
+    last_exchange: Family<PeerLabels, Gauge<f64, AtomicU64>>,
+    exchanges: Family<PeerLabels, Counter>,
 }
 
 /// The `result` of a registration or a heartbeat, from the status it answered.
@@ -69,6 +80,7 @@ impl Default for DirectorMetrics {
             refusals: Family::default(),
             health_transitions: Family::default(),
             active: Gauge::default(),
+            peers: PeerMetrics::default(),
         };
         metrics.active.set(1);
         // The usual outcomes show as 0 before they first happen, so rate() and alerts see them.
@@ -134,6 +146,42 @@ impl DirectorMetrics {
         self.active.set(i64::from(role.serves()));
     }
 
+    /// A call to peer director `peer` worked (None) or failed, by the kind of failure.
+    pub fn peer_exchange(&self, peer: &str, failed: Option<&'static str>) {
+        let labels = vec![("peer", peer.to_owned())];
+        self.peers
+            .reachable
+            .get_or_create(&labels)
+            .set(i64::from(failed.is_none()));
+        if failed.is_none() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            self.peers
+                .last_exchange
+                .get_or_create(&labels)
+                .set(now.as_secs_f64());
+        }
+        let mut counted = labels;
+        counted.push(("result", failed.unwrap_or("ok").to_owned()));
+        self.peers.exchanges.get_or_create(&counted).inc();
+    }
+
+    /// A configured peer shows (reachable 0) before the first call to it, so alerts see it.
+    pub fn peer_configured(&self, peer: &str) {
+        let _ = self
+            .peers
+            .reachable
+            .get_or_create(&vec![("peer", peer.to_owned())]);
+    }
+
+    /// A reload removed peer `peer`: its series go.
+    pub fn forget_peer(&self, peer: &str) {
+        let labels = vec![("peer", peer.to_owned())];
+        self.peers.reachable.remove(&labels);
+        self.peers.last_exchange.remove(&labels);
+    }
+
     /// A destination went up or down, by the director's probe or its agent's self-check.
     pub fn health_transition(&self, up: bool, source: &'static str) {
         let direction = if up { "up" } else { "down" };
@@ -186,6 +234,21 @@ pub fn registry(director: Arc<Director>) -> Registry {
         "lb_director_active",
         "1 while clients reach this director: always without [ha]; with [ha] while a service VIP is on its interface (keepalived's MASTER), 0 on the standby.",
         metrics.active,
+    );
+    registry.register(
+        "lb_peer_reachable",
+        "1 while the last call to this peer director (admin state exchange or push) worked, 0 after a failure.",
+        metrics.peers.reachable,
+    );
+    registry.register(
+        "lb_peer_last_exchange_timestamp_seconds",
+        "Unix time of the last call to this peer director that worked.",
+        metrics.peers.last_exchange,
+    );
+    registry.register(
+        "lb_peer_exchanges",
+        "Calls to peer directors (exchanges, pushes, the pull at start), by peer and result (ok, unreachable, refused, bad_answer, state).",
+        metrics.peers.exchanges,
     );
     registry.register_collector(Box::new(table::TableCollector::new(director)));
     registry

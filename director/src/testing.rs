@@ -95,13 +95,24 @@ impl TestDirector {
         text: &str,
         port: u16,
     ) -> TestDirector {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        Self::start_listening(ipvs, state_dir, text, listener).await
+    }
+
+    /// Like [`TestDirector::start_with`] on a listener bound already (directors that name
+    /// each other as peers need both ports before either starts).
+    pub async fn start_listening(
+        ipvs: Arc<MemoryIpvs>,
+        state_dir: &Path,
+        text: &str,
+        listener: tokio::net::TcpListener,
+    ) -> TestDirector {
         let config_path = state_dir.join("director.toml");
         std::fs::create_dir_all(state_dir).unwrap();
         std::fs::write(&config_path, text).unwrap();
         let config = DirectorConfig::load(&config_path).unwrap();
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .unwrap();
         let addr = listener.local_addr().unwrap();
         let metrics = match config.metrics_listen {
             Some(_) => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
@@ -177,7 +188,7 @@ impl TestDirector {
         pb::admin_client::AdminClient::new(self.channel().await)
     }
 
-    /// What `lbctl status` asks.
+    /// The director's status; it answers only once its servers are up (after the first pass).
     pub async fn status(&self) -> pb::StatusResponse {
         self.admin()
             .await

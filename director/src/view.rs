@@ -98,8 +98,7 @@ pub fn status(director: &Director) -> pb::StatusResponse {
         services,
         refused,
         role: director.role().get().to_proto() as i32,
-        // Filled by the peers work (name).
-        director: String::new(),
+        director: config.name.clone(),
     }
 }
 

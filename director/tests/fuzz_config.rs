@@ -57,6 +57,10 @@ const KNOWN: &[&str] = &[
     "timeout",
     "fall",
     "rise",
+    "peer",
+    "url",
+    "peer_interval",
+    "peer_startup_wait",
 ];
 
 fn integer(valid: std::ops::RangeInclusive<i64>, invalid: &'static [i64]) -> BoxedStrategy<Value> {
@@ -219,6 +223,56 @@ fn access() -> impl Strategy<Value = Table> {
         })
 }
 
+/// `name`, `[[peer]]`, `peer_interval` and `peer_startup_wait`: names from a small pool so
+/// that duplicates and the director's own name come up.
+fn peers() -> impl Strategy<Value = Table> {
+    let peer = (
+        option::weighted(
+            0.98,
+            pick(&["llclb1", "llclb2", "llclb3"], &["bad name"], KNOWN),
+        ),
+        option::weighted(
+            0.98,
+            pick(
+                &[
+                    "http://127.0.0.1:7701",
+                    "https://10.0.0.3:7700",
+                    "http://[::1]:7700",
+                ],
+                &["ftp://x", "nowhere", "http://10.0.0.3:7700/path"],
+                KNOWN,
+            ),
+        ),
+        extra(KNOWN),
+    )
+        .prop_map(|(name, url, extra)| {
+            let mut peer = extra;
+            set(&mut peer, "name", name);
+            set(&mut peer, "url", url);
+            Value::Table(peer)
+        });
+    (
+        option::weighted(0.5, pick(&["llclb1", "llclb2"], &["bad name", ""], KNOWN)),
+        option::weighted(
+            0.5,
+            mostly(
+                proptest::collection::vec(peer, 0..3).prop_map(Value::Array),
+                KNOWN,
+            ),
+        ),
+        option::of(mostly(duration_text(), KNOWN)),
+        option::of(mostly(duration_text(), KNOWN)),
+    )
+        .prop_map(|(name, peers, interval, wait)| {
+            let mut t = Table::new();
+            set(&mut t, "name", name);
+            set(&mut t, "peer", peers);
+            set(&mut t, "peer_interval", interval);
+            set(&mut t, "peer_startup_wait", wait);
+            t
+        })
+}
+
 /// A director config, each key mostly valid and sometimes missing or of another kind.
 fn document() -> impl Strategy<Value = Table> {
     const MAX: i64 = i32::MAX as i64;
@@ -256,12 +310,13 @@ fn document() -> impl Strategy<Value = Table> {
             ),
         ),
         extra(KNOWN),
-        access(),
+        (access(), peers()),
     )
         .prop_map(
-            |(listen, state_dir, lease_ttl, resync, timeouts, services, extra, access)| {
+            |(listen, state_dir, lease_ttl, resync, timeouts, services, extra, (access, peers))| {
                 let mut root = extra;
                 root.extend(access);
+                root.extend(peers);
                 set(&mut root, "listen", listen);
                 set(&mut root, "state_dir", state_dir);
                 set(&mut root, "lease_ttl", lease_ttl);
@@ -354,6 +409,18 @@ fn to_toml(config: &DirectorConfig) -> String {
         Value::Table(t)
     });
     root.insert("realserver".into(), Value::Array(realservers.collect()));
+    root.insert("name".into(), string(config.name.clone()));
+    let peers = config.peers.iter().map(|p| {
+        let mut t = Table::new();
+        t.insert("name".into(), string(p.name.clone()));
+        t.insert("url".into(), string(p.url.to_string()));
+        Value::Table(t)
+    });
+    root.insert("peer".into(), Value::Array(peers.collect()));
+    let interval = duration::format(config.peer_interval);
+    root.insert("peer_interval".into(), string(interval));
+    let wait = duration::format(config.peer_startup_wait);
+    root.insert("peer_startup_wait".into(), string(wait));
     toml::to_string(&root).unwrap()
 }
 
@@ -367,6 +434,8 @@ fn assert_usable(config: &DirectorConfig) {
     let mut durations = vec![
         ("lease_ttl", config.lease_ttl),
         ("resync_interval", config.resync_interval),
+        ("peer_interval", config.peer_interval),
+        ("peer_startup_wait", config.peer_startup_wait),
     ];
     for service in &config.services {
         durations.push(("check.interval", service.check.interval));

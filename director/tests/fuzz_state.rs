@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use fuzz_config_support::{config, edited};
 use lb_director::host::OwnedVip;
-use lb_director::state::{OwnedService, RetiringService, State, StateFile};
+use lb_director::state::{OwnedService, RetiringService, Revision, Revisions, State, StateFile};
 use proptest::prelude::*;
 
 const REGRESSIONS: &str = "tests/proptest-regressions/fuzz_state.txt";
@@ -80,28 +80,41 @@ fn owned_service() -> impl Strategy<Value = OwnedService> {
     )
 }
 
+fn revision() -> impl Strategy<Value = Option<Revision>> {
+    proptest::option::of((any::<u64>(), name()).prop_map(|(at, by)| Revision { at, by }))
+}
+
 fn state() -> impl Strategy<Value = State> {
     use proptest::collection::{btree_map, btree_set};
+    let revisions = btree_map(
+        name(),
+        (revision(), revision()).prop_map(|(drain, weight)| Revisions { drain, weight }),
+        0..4,
+    );
     (
-        btree_set(name(), 0..4),
-        btree_map(name(), any::<u32>(), 0..4),
-        btree_map(address(), name(), 0..4),
-        btree_set(owned_service(), 0..3),
-        btree_set(
-            (owned_service(), any::<u64>())
-                .prop_map(|(service, since)| RetiringService { service, since }),
-            0..2,
-        ),
-        btree_set(
-            (name(), address()).prop_map(|(interface, vip)| OwnedVip { interface, vip }),
-            0..2,
+        revisions,
+        (
+            btree_set(name(), 0..4),
+            btree_map(name(), any::<u32>(), 0..4),
+            btree_map(address(), name(), 0..4),
+            btree_set(owned_service(), 0..3),
+            btree_set(
+                (owned_service(), any::<u64>())
+                    .prop_map(|(service, since)| RetiringService { service, since }),
+                0..2,
+            ),
+            btree_set(
+                (name(), address()).prop_map(|(interface, vip)| OwnedVip { interface, vip }),
+                0..2,
+            ),
         ),
     )
         .prop_map(
-            |(drained, weights, realservers, owned, retiring, vips)| State {
+            |(revisions, (drained, weights, realservers, owned, retiring, vips))| State {
                 version: 1,
                 drained,
                 weights,
+                revisions,
                 realservers,
                 owned,
                 retiring,
@@ -125,6 +138,16 @@ fn seed() -> String {
     };
     state.drained.insert("llc5".into());
     state.weights.insert("llc6".into(), 3);
+    state.revisions.insert(
+        "llc5".into(),
+        Revisions {
+            drain: Some(Revision {
+                at: 1_764_640_000_000,
+                by: "llclb1".into(),
+            }),
+            weight: None,
+        },
+    );
     state
         .realservers
         .insert("10.0.0.11".parse().unwrap(), "llc5".into());
@@ -161,6 +184,26 @@ proptest! {
         std::fs::write(file.path(), text).unwrap();
         prop_assert_eq!(file.load().unwrap(), state);
     }
+}
+
+/// A state file written before revisions existed loads, its overrides as legacy records.
+#[test]
+fn a_state_file_without_revisions_still_loads() {
+    let dir = state_dir();
+    let file = StateFile::new(dir.path());
+    std::fs::write(
+        file.path(),
+        r#"{"version": 1, "drained": ["llc5"], "weights": {"llc6": 3}, "realservers": {}}"#,
+    )
+    .unwrap();
+    let state = file.load().unwrap();
+    assert!(state.revisions.is_empty());
+    let records = state.admin_records();
+    assert_eq!(records.len(), 2);
+    assert_eq!(
+        records[0].drain.as_ref().unwrap().revision,
+        Revision::legacy()
+    );
 }
 
 #[test]

@@ -185,9 +185,9 @@ async fn reflection_and_check_on_the_insecure_loopback_port_and_the_admin_socket
         .expect_ok(&python, &["probe", "--expect", "SERVING"])
         .await;
     for line in [
-        "reflection v1: grpc.health.v1.Health grpc.reflection.v1.ServerReflection lb.v1.Admin lb.v1.Registry",
-        "reflection v1alpha: grpc.health.v1.Health grpc.reflection.v1alpha.ServerReflection lb.v1.Admin lb.v1.Registry",
-        "lb.v1.Admin/Status by reflection: fields ['services']",
+        "reflection v1: grpc.health.v1.Health grpc.reflection.v1.ServerReflection lb.v1.Admin lb.v1.Peer lb.v1.Registry",
+        "reflection v1alpha: grpc.health.v1.Health grpc.reflection.v1alpha.ServerReflection lb.v1.Admin lb.v1.Peer lb.v1.Registry",
+        "lb.v1.Admin/Status by reflection: fields ['services', 'role', 'director']",
         "check lb.v1.Registry: SERVING",
     ] {
         assert!(out.contains(line), "{line:?} missing from:\n{out}");

@@ -221,3 +221,85 @@ async fn the_director_is_found_through_lbctl_director_when_no_flag_is_given() {
     assert!(out.status.success(), "{}", stderr(&out));
     director.stop().await.unwrap();
 }
+
+/// lbctl over two directors: each one's view under its header, the differences between them
+/// and the exit status that says so; admin commands go to the first director that answers.
+#[tokio::test]
+async fn status_over_two_directors_shows_each_view_and_their_differences() {
+    let root = tempfile::tempdir().unwrap();
+    let start = |name: &str| {
+        let dir = root.path().join(name);
+        let text = format!("name = \"{name}\"\n{}", config_text(&dir, "6s"));
+        async move { TestDirector::start_with(Arc::new(MemoryIpvs::new()), &dir, &text).await }
+    };
+    let (a, b) = (start("llclb1").await, start("llclb2").await);
+    for director in [&a, &b] {
+        join(&mut director.registry().await, "llc5", "10.0.0.11", 1).await;
+    }
+    let both = format!("{},{}", a.url(), b.url());
+    let several = |args: &'static [&'static str]| {
+        let both = both.clone();
+        async move {
+            let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lbctl"));
+            cmd.env("LBCTL_DIRECTOR", &both).args(args);
+            cmd.output().await.unwrap()
+        }
+    };
+
+    let out = several(&["status"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!("== llclb1 ({}): SINGLE ==\n", a.url())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("== llclb2 ({}): SINGLE ==\n", b.url())),
+        "{text}"
+    );
+    assert!(text.contains("Views agree"), "{text}");
+
+    // These two are not peers: a drain through one stays there, and status says so.
+    let out = lbctl(&a.url(), &["drain", "llc5"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = several(&["status"]).await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("Differences:\n  llc5: drained on llclb1, not drained on llclb2\n"),
+        "{text}"
+    );
+    assert!(stderr(&out).contains("views differ"), "{}", stderr(&out));
+    let out = several(&["status", "--json"]).await;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["directors"][0]["name"], "llclb1");
+    assert_eq!(json["directors"][1]["role"], "single");
+    assert_eq!(
+        json["differences"][0],
+        "llc5: drained on llclb1, not drained on llclb2"
+    );
+
+    // An admin command skips a director that cannot be reached.
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lbctl"));
+    cmd.env_remove("LBCTL_DIRECTOR")
+        .args(["--director", "http://127.0.0.1:1", "--director"])
+        .arg(b.url())
+        .args(["drain", "llc5"]);
+    let out = cmd.output().await.unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("trying the next director"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(several(&["status"]).await.status.code(), Some(0));
+
+    b.stop().await.unwrap();
+    let out = several(&["status"]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("UNREACHABLE"), "{text}");
+    assert!(text.contains("== llclb1 ("), "{text}");
+    assert!(stderr(&out).contains("1 of 2 directors did not answer"));
+    a.stop().await.unwrap();
+}

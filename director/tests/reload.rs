@@ -162,8 +162,16 @@ async fn a_retired_service_keeps_its_sessions_then_goes_with_its_vip() {
 
     // The session ends: the service and its VIP go.
     ipvs.set_connections(&sftp_key(), &dest, 0, 0).unwrap();
-    for _ in 0..250 {
-        if ipvs.services().await.unwrap().len() == 1 && vips(&director) == ["10.0.0.100"] {
+    // The state file is written after the pass that removed them: wait for it too.
+    let forgotten = || {
+        std::fs::read_to_string(dir.path().join("state.json"))
+            .is_ok_and(|state| !state.contains("llc-sftp"))
+    };
+    for _ in 0..1500 {
+        if ipvs.services().await.unwrap().len() == 1
+            && vips(&director) == ["10.0.0.100"]
+            && forgotten()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -171,12 +171,7 @@ async fn configured_realservers_are_in_every_service_that_lists_them_and_drain_b
     let writes = ipvs.writes();
     let director =
         TestDirector::start_with(ipvs.clone(), dir.path(), &three_protocols(dir.path())).await;
-    director
-        .admin()
-        .await
-        .status(pb::StatusRequest {})
-        .await
-        .unwrap();
+    director.status().await;
     assert_eq!(
         ipvs.writes(),
         writes,

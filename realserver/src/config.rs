@@ -29,10 +29,7 @@ pub use lb_shared::config::{ConfigError, Problem};
 use lb_shared::domain::{parse_name, parse_unicast, MAX_WEIGHT};
 use lb_shared::duration;
 pub use lb_shared::tls::TlsFiles;
-use tonic::transport::Uri;
-
-/// Where the hostname comes from when `name` is not set.
-const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
+pub use lb_shared::url::DirectorUrl;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentConfig {
@@ -99,59 +96,15 @@ impl Default for RetryPolicy {
     }
 }
 
-/// The director's gRPC address, checked to be an `http://` or `https://` URL with a host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirectorUrl {
-    uri: Uri,
-}
-
-impl DirectorUrl {
-    pub fn parse(text: &str) -> Result<DirectorUrl, String> {
-        let uri: Uri = text.parse().map_err(|e| {
-            format!("is not a URL ({e}): write for example \"http://129.129.190.53:7700\"")
-        })?;
-        match uri.scheme_str() {
-            Some("http" | "https") => {}
-            _ => return Err("must start with http:// or https://".into()),
-        }
-        if uri.host().is_none_or(str::is_empty) {
-            return Err("has no host: write for example \"http://129.129.190.53:7700\"".into());
-        }
-        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-            return Err("must not have a path: the director serves gRPC at its root".into());
-        }
-        Ok(DirectorUrl { uri })
-    }
-
-    pub fn uri(&self) -> &Uri {
-        &self.uri
-    }
-
-    /// `host:port` (or just `host` if the URL names no port), as an operator reads it in a status.
-    pub fn authority(&self) -> &str {
-        self.uri.authority().map_or("", |a| a.as_str())
-    }
-
-    pub fn is_https(&self) -> bool {
-        self.uri.scheme_str() == Some("https")
-    }
-}
-
-impl std::fmt::Display for DirectorUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.uri)
-    }
-}
-
 impl AgentConfig {
     /// Reads and checks the file; `name` defaults to this host's hostname.
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
-        config::load(path, |root| read(root, system_hostname))
+        config::load(path, |root| read(root, config::system_hostname))
     }
 
     /// Like [`AgentConfig::load`], for text already in memory; `path` only names it in messages.
     pub fn parse(path: &Path, text: &str) -> Result<AgentConfig, ConfigError> {
-        config::parse(path, text, |root| read(root, system_hostname))
+        config::parse(path, text, |root| read(root, config::system_hostname))
     }
 
     /// The weight this realserver asks for in `service`, if it serves it.
@@ -161,12 +114,6 @@ impl AgentConfig {
             .find(|s| s.name == service)
             .map(|s| s.weight)
     }
-}
-
-fn system_hostname() -> Result<String, String> {
-    std::fs::read_to_string(HOSTNAME_FILE)
-        .map(|text| text.trim().to_owned())
-        .map_err(|e| format!("cannot read the hostname from {HOSTNAME_FILE}: {e}"))
 }
 
 fn read(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Option<AgentConfig> {
@@ -187,7 +134,7 @@ fn read(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Op
             _ => {}
         }
     }
-    let name = read_name(root, hostname);
+    let name = config::read_name(root, hostname);
     let address = root.required("address", parse_unicast);
     let rule_check_interval = positive_duration(root, "rule_check_interval", 5);
     let deregister_timeout = positive_duration(root, "deregister_timeout", 3);
@@ -269,21 +216,6 @@ fn read_directors(root: &Section) -> Option<Vec<DirectorUrl>> {
             }
             complete.then_some(directors)
         }
-    }
-}
-
-fn read_name(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Option<String> {
-    match root.optional("name", parse_name)? {
-        Some(name) => Some(name),
-        None => match hostname().and_then(|h| {
-            parse_name(&h).map_err(|e| format!("the hostname {h:?} {e}: set name explicitly"))
-        }) {
-            Ok(name) => Some(name),
-            Err(message) => {
-                root.problem("name", "", format!("is not set and {message}"));
-                None
-            }
-        },
     }
 }
 

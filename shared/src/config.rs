@@ -353,6 +353,36 @@ impl Drop for Section {
     }
 }
 
+/// Where the hostname comes from when a daemon's `name` is not set.
+const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
+
+/// This host's name, for a daemon's default `name`.
+pub fn system_hostname() -> Result<String, String> {
+    std::fs::read_to_string(HOSTNAME_FILE)
+        .map(|text| text.trim().to_owned())
+        .map_err(|e| format!("cannot read the hostname from {HOSTNAME_FILE}: {e}"))
+}
+
+/// A daemon's `name` key: as written, else the hostname (which must be a usable name).
+pub fn read_name(
+    root: &Section,
+    hostname: impl FnOnce() -> Result<String, String>,
+) -> Option<String> {
+    match root.optional("name", crate::domain::parse_name)? {
+        Some(name) => Some(name),
+        None => match hostname().and_then(|h| {
+            crate::domain::parse_name(&h)
+                .map_err(|e| format!("the hostname {h:?} {e}: set name explicitly"))
+        }) {
+            Ok(name) => Some(name),
+            Err(message) => {
+                root.problem("name", "", format!("is not set and {message}"));
+                None
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

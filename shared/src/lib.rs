@@ -13,6 +13,7 @@ pub mod reload;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
+pub mod url;
 
 /// Exit code for bad configuration (`EX_USAGE` from sysexits.h), as linkerd2-proxy does.
 pub const EXIT_CONFIG: i32 = 64;

@@ -4,7 +4,8 @@
 # (1) both tables identical after the registrations and after a health change; (2) failover:
 # llclb1's link goes down, the VIP moves to llclb2, an open session (a line every 100 ms)
 # answers, and the largest gap it saw is measured; new sessions are balanced by llclb2;
-# (3) llclb1 away for 60 s: llclb2's table never changes; (4) llclb1 back (nopreempt: the VIP
+# (3) llclb1 away for 60 s: llclb2's table never changes; then a drain of llc6 on llclb2;
+# (4) llclb1 back: the drain reaches it, an undrain made on llclb1 reaches llclb2; llclb1 back (nopreempt: the VIP
 # stays on llclb2), the tables agree again; then llclb2's link goes down and the VIP goes back:
 # the first session and one opened through llclb2 both answer (sync in both directions).
 # `lbctl status` says ACTIVE and STANDBY on the right side at each step.
@@ -105,6 +106,11 @@ away_for() {
 dest_on() {
   in_ns "$1" ipvsadm -L -n -t "$VIP:22" 2>/dev/null |
     awk -v d="$2:22" '$1 == "->" && $2 == d { print $3, $4 }'
+}
+
+# has_dest_on LB RIP "FORWARD WEIGHT": RIP is so on LB.
+has_dest_on() {
+  [ "$(dest_on "$1" "$2")" = "$3" ]
 }
 
 # both_weights LB "FORWARD WEIGHT" "FORWARD WEIGHT": llc5 and llc6 as given on LB.
@@ -331,9 +337,19 @@ else
 fi
 check leases-alive-on-llclb2 alive_on llclb2
 
-# --- 4. llclb1 back, then the VIP goes back to it -------------------------------------------------
+# --- 4. admin state across the pair: a drain on llclb2 while llclb1 is away holds when it
+# returns (llclb1's older "not drained" never wins), and an undrain on llclb1 reaches llclb2 ---
+check drain-on-llclb2-while-llclb1-away lbctl_on llclb2 drain llc6
+check drained-on-llclb2 wait_until 20 has_dest_on llclb2 "$RIP6" "Route 0"
+
+# --- 5. llclb1 back, then the VIP goes back to it -------------------------------------------------
 link llclb1 up
+check drain-reaches-returned-llclb1 wait_until 60 has_dest_on llclb1 "$RIP6" "Route 0"
 check tables-agree-after-return wait_until 60 tables_agree
+check drain-holds-on-llclb2 has_dest_on llclb2 "$RIP6" "Route 0"
+check undrain-on-llclb1 lbctl_on llclb1 undrain llc6
+check undrain-reaches-llclb2 wait_until 30 has_dest_on llclb2 "$RIP6" "Route 1"
+check tables-agree-after-undrain wait_until 30 tables_agree
 sleep 3
 check vip-stays-on-llclb2 vip_on llclb2
 expect_roles roles-after-return STANDBY ACTIVE

@@ -18,6 +18,9 @@ use crate::health::{read_check, CheckConfig, CheckedService};
 mod ha;
 pub use ha::{default_sync_id, HaConfig};
 
+mod peers;
+pub use peers::{PeerConfig, DEFAULT_PEER_INTERVAL, DEFAULT_PEER_STARTUP_WAIT, MAX_PEERS};
+
 pub const DEFAULT_PATH: &str = "/etc/lb/director.toml";
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +55,15 @@ pub struct DirectorConfig {
     pub realservers: Vec<AllowedRealServer>,
     /// `[ha]`: keepalived owns the VIPs, the director runs the connection sync daemons.
     pub ha: Option<HaConfig>,
+    /// This director's name (the hostname unless configured): how status and its peers name
+    /// it, and the writer of its admin revisions.
+    pub name: String,
+    /// `[[peer]]`: the other directors that keep the same admin state.
+    pub peers: Vec<PeerConfig>,
+    /// Between two anti-entropy exchanges with each peer.
+    pub peer_interval: Duration,
+    /// How long a start waits for its peers' admin state before the first pass.
+    pub peer_startup_wait: Duration,
 }
 
 /// Loopback: metrics say which realservers exist and how busy they are; exposing them is the
@@ -207,8 +219,23 @@ impl DirectorConfig {
         config::load(path, read)
     }
 
+    /// Like [`DirectorConfig::parse`] with a given hostname (the default `name`), for tests.
+    pub fn parse_as(
+        path: &Path,
+        text: &str,
+        hostname: &str,
+    ) -> Result<DirectorConfig, ConfigError> {
+        let hostname = hostname.to_owned();
+        config::parse(path, text, |root| read_with(root, || Ok(hostname)))
+    }
+
     pub fn parse(path: &Path, text: &str) -> Result<DirectorConfig, ConfigError> {
         config::parse(path, text, read)
+    }
+
+    /// The peer whose certificate names `name`.
+    pub fn peer(&self, name: &str) -> Option<&PeerConfig> {
+        self.peers.iter().find(|p| p.name == name)
     }
 
     /// What each service asks of the host: its VIP on its interface, and its forward method.
@@ -264,6 +291,13 @@ impl DirectorConfig {
 }
 
 fn read(root: &Section) -> Option<DirectorConfig> {
+    read_with(root, config::system_hostname)
+}
+
+fn read_with(
+    root: &Section,
+    hostname: impl FnOnce() -> Result<String, String>,
+) -> Option<DirectorConfig> {
     let listen = root.optional("listen", |s| {
         s.parse::<SocketAddr>()
             .map_err(|_| "is not an address and port: write for example \"0.0.0.0:7700\"".into())
@@ -302,6 +336,7 @@ fn read(root: &Section) -> Option<DirectorConfig> {
     check_unique(root, &services);
     check_static_names(root, &services);
     let tls = TlsFiles::read_section(root);
+    let peers = peers::read(root, hostname, !matches!(tls, Some(None)));
     let insecure = root.boolean("insecure", false);
     let admins = root.strings("admins", domain::parse_name);
     let admin_socket = root.optional("admin_socket", |s| {
@@ -364,6 +399,7 @@ fn read(root: &Section) -> Option<DirectorConfig> {
         );
     }
 
+    let peers = peers?;
     Some(DirectorConfig {
         listen: listen?,
         metrics_listen: metrics_listen?.unwrap_or(Some(DEFAULT_METRICS_LISTEN)),
@@ -380,6 +416,10 @@ fn read(root: &Section) -> Option<DirectorConfig> {
         admin_socket: admin_socket?.unwrap_or_else(|| Some(PathBuf::from(DEFAULT_ADMIN_SOCKET))),
         realservers: realservers.into_iter().collect::<Option<Vec<_>>>()?,
         ha: ha?,
+        name: peers.name,
+        peers: peers.peers,
+        peer_interval: peers.interval,
+        peer_startup_wait: peers.startup_wait,
     })
 }
 

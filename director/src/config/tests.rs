@@ -561,4 +561,56 @@ fn the_ha_pair_configs_are_valid_and_agree() {
     assert_eq!(one.services, two.services);
     assert_eq!(one.realservers, two.realservers);
     assert_ne!(one.listen, two.listen);
+    // Each lists the other as its peer, by the name the other goes by, at its listen address.
+    assert_eq!((one.name.as_str(), two.name.as_str()), ("llclb1", "llclb2"));
+    let (to_two, to_one) = (one.peer("llclb2").unwrap(), two.peer("llclb1").unwrap());
+    assert_eq!(to_two.url.authority(), two.listen.to_string());
+    assert_eq!(to_one.url.authority(), one.listen.to_string());
+}
+
+#[test]
+fn name_defaults_to_the_hostname_and_peers_are_checked_by_key() {
+    let parse = |text: &str| DirectorConfig::parse_as(Path::new("director.toml"), text, "llclb1");
+    let config = parse(SEED).unwrap();
+    assert_eq!(config.name, "llclb1");
+    assert!(config.peers.is_empty());
+    assert_eq!(config.peer_interval, DEFAULT_PEER_INTERVAL);
+    assert_eq!(config.peer_startup_wait, DEFAULT_PEER_STARTUP_WAIT);
+    let text = format!(
+        "name = \"a\"\npeer_interval = \"2s\"\npeer_startup_wait = \"0s\"\n{SEED}\n[[peer]]\nname = \"b\"\nurl = \"http://10.0.0.3:7700\"\n"
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(config.name, "a");
+    assert_eq!(
+        config.peer("b").unwrap().url.to_string(),
+        "http://10.0.0.3:7700/"
+    );
+    assert_eq!(config.peer_interval, Duration::from_secs(2));
+    assert_eq!(config.peer_startup_wait, Duration::ZERO);
+
+    let bad = format!(
+        "{SEED}\n[[peer]]\nname = \"llclb1\"\nurl = \"http://10.0.0.2:7700\"\n\
+         [[peer]]\nname = \"b\"\nurl = \"https://10.0.0.3:7700\"\n\
+         [[peer]]\nname = \"c\"\nurl = \"http://10.0.0.4:7700\"\n\
+         [[peer]]\nname = \"c\"\nurl = \"http://10.0.0.5:7700\"\n\
+         [[peer]]\nname = \"d\"\nurl = \"http://10.0.0.4:7700\"\n\
+         [[peer]]\nname = \"e f\"\nurl = \"ftp://x\"\n"
+    );
+    let found = match parse(&bad) {
+        Err(ConfigError::Invalid { problems, .. }) => {
+            problems.iter().map(ToString::to_string).collect::<Vec<_>>()
+        }
+        other => panic!("accepted: {other:?}"),
+    };
+    assert_eq!(
+        found,
+        vec![
+            "peer[0].name = \"llclb1\": is this director's own name: list the other directors only (or set name)",
+            "peer[1].url = \"https://10.0.0.3:7700\": is https:// but this director has no [tls] to show the peer a certificate: add [tls] or use http:// on an insecure setup",
+            "peer[3].name = \"c\": is also peer[2]: list each director once",
+            "peer[4].url = \"http://10.0.0.4:7700/\": is also the url of peer[2]: one director has one url",
+            "peer[5].name = \"e f\": contains ' ': use letters, digits, '-', '_' and '.' only",
+            "peer[5].url = \"ftp://x\": must start with http:// or https://",
+        ]
+    );
 }

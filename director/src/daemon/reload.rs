@@ -170,6 +170,18 @@ fn summary(old: &DirectorConfig, new: &DirectorConfig) -> String {
             ));
         }
     }
+    if old.peers != new.peers || old.name != new.name {
+        let names: Vec<&str> = new.peers.iter().map(|p| p.name.as_str()).collect();
+        parts.push(format!(
+            "peers now {} (as {})",
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            },
+            new.name
+        ));
+    }
     if old.realservers != new.realservers || old.admins != new.admins {
         parts.push("access (realservers, admins) updated".to_owned());
     }

@@ -3,6 +3,7 @@
 
 mod drain;
 mod render;
+mod several;
 mod watch;
 
 use std::io::Write;
@@ -36,8 +37,10 @@ pub const DEFAULT_DIRECTOR: &str = "http://127.0.0.1:7700";
 )]
 pub struct Cli {
     /// Director URL: http://HOST:7700, or https://HOST:7700 with --ca, --cert and --key.
-    #[arg(long, env = "LBCTL_DIRECTOR", global = true)]
-    pub director: Option<String>,
+    /// Repeat it (or give LBCTL_DIRECTOR=URL,URL) for several directors: status shows each
+    /// one's view; drain, undrain and weight go to the first that answers.
+    #[arg(long, env = "LBCTL_DIRECTOR", global = true, value_delimiter = ',')]
+    pub director: Vec<String>,
     /// The director's admin socket (on the director host, as root).
     #[arg(long, env = "LBCTL_SOCKET", global = true, conflicts_with = "director")]
     pub socket: Option<PathBuf>,
@@ -133,10 +136,18 @@ Finding the director:
   /run/lb-director/admin.sock when it exists (on the director host, as root),
   else http://127.0.0.1:7700. An https:// director needs --ca, --cert and --key.
 
+Several directors:
+  --director URL --director URL (or LBCTL_DIRECTOR=URL,URL): status shows each
+  director's view with its name and role, which one is active, and where their
+  drains, weights and tables differ; drain, undrain and weight go to the first
+  director that answers (the directors pass it on to each other).
+
 Exit status:
   0    done (drain --wait: the realserver has no active connection left)
   1    refused, unreachable, or drain --wait gave up at --timeout or lost the director
   2    usage error
+  3    status over several directors: some did not answer (the others are shown)
+  4    status over several directors: all answered, their views differ
   130  Ctrl-C during drain --wait (the realserver stays drained)
 
 See also:
@@ -165,13 +176,21 @@ impl Cli {
         if let Some(path) = &self.socket {
             return Target::Socket(path.clone());
         }
-        if let Some(url) = &self.director {
+        if let Some(url) = self.director.first() {
             return Target::Url(url.clone());
         }
         if Path::new(DEFAULT_ADMIN_SOCKET).exists() {
             return Target::Socket(PathBuf::from(DEFAULT_ADMIN_SOCKET));
         }
         Target::Url(DEFAULT_DIRECTOR.to_owned())
+    }
+
+    /// Every director given, in order; the one [`Cli::target`] finds when none is.
+    pub fn targets(&self) -> Vec<Target> {
+        if self.socket.is_some() || self.director.len() < 2 {
+            return vec![self.target()];
+        }
+        self.director.iter().cloned().map(Target::Url).collect()
     }
 }
 
@@ -199,6 +218,12 @@ pub enum LbctlError {
     WatchEnded { name: String, active: u32 },
     #[error("{0}")]
     Interrupted(String),
+    #[error("{unreachable} of {of} directors did not answer")]
+    SomeUnreachable { unreachable: usize, of: usize },
+    #[error("none of the {of} directors answered")]
+    NoneAnswered { of: usize },
+    #[error("the directors' views differ in {0} place(s): see Differences")]
+    ViewsDiffer(usize),
     #[error("writing output: {0}")]
     Output(#[from] std::io::Error),
 }
@@ -209,6 +234,8 @@ impl LbctlError {
     pub fn exit_code(&self) -> u8 {
         match self {
             LbctlError::Interrupted(_) => 130,
+            LbctlError::SomeUnreachable { .. } => 3,
+            LbctlError::ViewsDiffer(_) => 4,
             _ => 1,
         }
     }
@@ -267,7 +294,11 @@ fn clock(duration: Duration) -> String {
 }
 
 async fn connect(cli: &Cli) -> Result<Channel, LbctlError> {
-    let target = cli.target();
+    connect_to(cli, &cli.target()).await
+}
+
+async fn connect_to(cli: &Cli, target: &Target) -> Result<Channel, LbctlError> {
+    let target = target.clone();
     let unreachable = |e: tonic::transport::Error| LbctlError::Unreachable {
         target: target.clone(),
         reason: causes(&e),
@@ -308,7 +339,7 @@ async fn connect(cli: &Cli) -> Result<Channel, LbctlError> {
 
 /// An error with its causes ("transport error: tcp connect error: Connection refused"): tonic's
 /// own message alone does not tell the operator what went wrong.
-fn causes(error: &dyn std::error::Error) -> String {
+pub(crate) fn causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     let mut last = text.clone();
@@ -334,9 +365,12 @@ pub async fn run(cli: Cli, output: &mut Output<impl Write>) -> Result<(), LbctlE
             watch: true,
             interval,
         } => return watch::watch_status(&cli, *json, *interval, output).await,
+        Command::Status { json, .. } if cli.targets().len() > 1 => {
+            return status_of_several(&cli, *json, &mut output.out).await
+        }
         _ => {}
     }
-    let channel = connect(&cli).await?;
+    let channel = first_answering(&cli).await?;
     let mut admin = pb::admin_client::AdminClient::new(channel);
     let out = &mut output.out;
     match cli.command {
@@ -373,6 +407,60 @@ pub async fn run(cli: Cli, output: &mut Output<impl Write>) -> Result<(), LbctlE
         }
     }
     Ok(())
+}
+
+/// A channel to the first director that can be reached, in the order given: an admin
+/// change through any director reaches the others through their peer exchange.
+async fn first_answering(cli: &Cli) -> Result<Channel, LbctlError> {
+    let targets = cli.targets();
+    let mut last = None;
+    for target in &targets {
+        match connect_to(cli, target).await {
+            Ok(channel) => return Ok(channel),
+            Err(error) if error.is_transient() && targets.len() > 1 => {
+                eprintln!("lbctl: {error}; trying the next director");
+                last = Some(error);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Err(last.unwrap_or(LbctlError::NoneAnswered { of: targets.len() }))
+}
+
+/// `lbctl status` over several directors, asked at once.
+async fn status_of_several(cli: &Cli, json: bool, out: &mut impl Write) -> Result<(), LbctlError> {
+    let targets = cli.targets();
+    let asks = targets.iter().map(|target| async move {
+        let answer = async {
+            let channel = connect_to(cli, target).await?;
+            let mut admin = pb::admin_client::AdminClient::new(channel);
+            Ok::<_, LbctlError>(admin.status(pb::StatusRequest {}).await?.into_inner())
+        }
+        .await;
+        several::View {
+            target: target.to_string(),
+            answer: answer.map_err(|e| e.to_string()),
+        }
+    });
+    let views = futures::future::join_all(asks).await;
+    if json {
+        writeln!(out, "{}", several::render_several_json(&views))?;
+    } else {
+        write!(out, "{}", several::render_several_table(&views))?;
+    }
+    let summary = several::summary(&views);
+    if summary.answered == 0 {
+        Err(LbctlError::NoneAnswered { of: views.len() })
+    } else if summary.unreachable > 0 {
+        Err(LbctlError::SomeUnreachable {
+            unreachable: summary.unreachable,
+            of: views.len(),
+        })
+    } else if summary.differences > 0 {
+        Err(LbctlError::ViewsDiffer(summary.differences))
+    } else {
+        Ok(())
+    }
 }
 
 fn make_certs(command: &CertsCommand, out: &mut impl Write) -> Result<(), LbctlError> {

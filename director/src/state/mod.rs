@@ -3,6 +3,8 @@
 //! a destination adopted from the kernel after a restart is shown by name), the services it
 //! owned (so a service removed from the config is retired, and only then), the services being
 //! retired, and the VIPs it put on interfaces (so a VIP whose removal failed is retried).
+//! Each override carries the revision that orders it against the same override written
+//! through another director ([`admin`]).
 //!
 //! Writes are atomic (temporary file, fsync, rename, fsync of the directory): a crash leaves the
 //! old file or the new one, never half of one. A file that cannot be read or parsed stops the
@@ -20,7 +22,9 @@ use lb_shared::domain::Protocol;
 
 use crate::host::OwnedVip;
 
+mod admin;
 mod store;
+pub use admin::{newer, wall_ms, AdminChange, AdminRecord, Clock, Revision, Revisions, Stamped};
 pub use store::StateStore;
 
 const FILE_NAME: &str = "state.json";
@@ -119,6 +123,11 @@ pub struct State {
     /// `lbctl weight NAME N`.
     #[serde(default)]
     pub weights: BTreeMap<String, u32>,
+    /// When each realserver's drain and weight were last written, through which director: how
+    /// directors order their writes (issue 12). A file from before it has none: its overrides
+    /// count as older than any write ([`Revision::legacy`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub revisions: BTreeMap<String, Revisions>,
     /// Realserver names by address, learned at registration.
     #[serde(default)]
     pub realservers: BTreeMap<IpAddr, String>,

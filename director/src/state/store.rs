@@ -14,7 +14,7 @@
 
 use std::sync::{Mutex, MutexGuard};
 
-use super::{State, StateError, StateFile};
+use super::{wall_ms, AdminChange, AdminRecord, Clock, Revision, State, StateError, StateFile};
 
 pub struct StateStore {
     file: StateFile,
@@ -27,17 +27,21 @@ struct Current {
     state: State,
     /// A `note` changed the state since the last successful write.
     dirty: bool,
+    /// Stamps the operator's writes after every revision this director has seen.
+    clock: Clock,
 }
 
 impl StateStore {
     /// Loads the file (a corrupt one is an error naming it).
     pub fn load(file: StateFile) -> Result<StateStore, StateError> {
         let state = file.load()?;
+        let clock = Clock::starting_after(state.latest_revision());
         Ok(StateStore {
             file,
             current: Mutex::new(Current {
                 state,
                 dirty: false,
+                clock,
             }),
             writer: tokio::sync::Mutex::new(()),
         })
@@ -83,8 +87,66 @@ impl StateStore {
         // whatever differs from the file now is written by the next flush.
         current.state.drained = next.drained.clone();
         current.state.weights = next.weights.clone();
+        current.state.revisions = next.revisions.clone();
         current.dirty = current.state != next;
         Ok(())
+    }
+
+    /// An operator's drain, undrain or weight through this director (`writer`, its name):
+    /// stamped with a new revision, on disk before it counts, like [`StateStore::update`].
+    /// Written even when the value does not change, so the latest intention wins across
+    /// directors. Returns the realserver's record to hand to the peers.
+    pub async fn admin_write(
+        &self,
+        name: &str,
+        writer: &str,
+        change: AdminChange,
+    ) -> Result<AdminRecord, StateError> {
+        let revision = {
+            let mut current = self.lock();
+            Revision {
+                at: current.clock.tick(wall_ms()),
+                by: writer.to_owned(),
+            }
+        };
+        self.update(|s| s.write_admin(name, change, revision))
+            .await?;
+        Ok(self
+            .read(|s| s.admin_record(name))
+            .unwrap_or_else(|| AdminRecord {
+                realserver: name.to_owned(),
+                drain: None,
+                weight: None,
+            }))
+    }
+
+    /// Takes the fields of a peer's records that are newer than ours, on disk before they
+    /// count. Returns the names of the realservers that changed.
+    pub async fn merge(&self, records: &[AdminRecord]) -> Result<Vec<String>, StateError> {
+        {
+            let mut current = self.lock();
+            for record in records {
+                for revision in [
+                    record.drain.as_ref().map(|d| &d.revision),
+                    record.weight.as_ref().map(|w| &w.revision),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    current.clock.observe(revision.at);
+                }
+            }
+        }
+        let mut changed = Vec::new();
+        self.update(|s| {
+            for record in records {
+                if s.merge_admin(record) {
+                    changed.push(record.realserver.clone());
+                }
+            }
+        })
+        .await?;
+        Ok(changed)
     }
 
     /// Writes the state when a note changed it. The reconciler calls this after each pass; a
