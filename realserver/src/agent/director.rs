@@ -80,6 +80,9 @@ pub(super) struct Session<R> {
     pub(super) director_problem: Option<String>,
     /// A reload asked this director and has not said what next: no calls to it meanwhile.
     pub(super) held: bool,
+    /// This director confirmed a lease of ours once: from then on it may hold the realserver
+    /// in its table, so a lease that cannot be confirmed is never deregistered.
+    pub(super) ever_confirmed: bool,
 }
 
 impl<R: RuleBackend> Session<R> {
@@ -252,19 +255,27 @@ impl<R: RuleBackend> Session<R> {
                 },
                 format!("cannot install REDIRECT rules, retrying: {error}"),
             );
-            // The director holds a lease that will never be confirmed, and it is left to
-            // expire, never deregistered: if it replaced a confirmed one (a reload, or the
-            // retry after one whose rules failed too), the realserver is in the table with its
-            // rules still in place, and a pending lease keeps it there as it is until the next
-            // registration replaces it, where a deregistration would take it out of every
-            // service. Under load in the lab, iptables failed twice in a row after a reload,
-            // and the retry, no longer knowing it replaced a lease, took llc6 out of llc-ssh.
+            // The director holds a lease that will never be confirmed. Once this director has
+            // confirmed one of ours, the realserver may be in its table with its rules still in
+            // place (a reload's registration, or the retry after one whose rules failed too):
+            // a pending lease keeps it there as it is until the next registration replaces
+            // it, where a deregistration would take it out of every service, so it is left to
+            // expire. Under load in the lab iptables failed twice in a row after a reload,
+            // and the retry deregistered, taking llc6 out of llc-ssh. A realserver this
+            // director never had is let go at once.
+            if !self.ever_confirmed {
+                let bound = self.config.deregister_timeout;
+                if let Ok(Err(error)) = timeout(bound, self.registry.deregister(&lease.id)).await {
+                    debug!(%error, "cannot withdraw the unconfirmed lease; it will expire");
+                }
+            }
             return self.backoff.next_delay();
         }
         self.rules.fine();
         if let Err(error) = self.registry.confirm(&lease.id).await {
             return self.director_trouble(error);
         }
+        self.ever_confirmed = true;
         self.metrics.renewed();
         info!(lease = %lease.id, ttl = ?lease.ttl, rules = lease.rules.len(), checks = lease.checks.len(), "registered");
         for error in &lease.unchecked {

@@ -217,6 +217,7 @@ impl<R: RuleBackend> Agent<R> {
             registered: Vec::new(),
             director_problem: None,
             held: false,
+            ever_confirmed: false,
         };
         let task = tokio::spawn(
             session
