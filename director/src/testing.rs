@@ -282,11 +282,15 @@ pub async fn join(
     address: &str,
     weight: u32,
 ) -> String {
-    let lease = registry
-        .register(register_request(name, address, weight))
-        .await
-        .unwrap()
-        .into_inner();
+    join_with(registry, register_request(name, address, weight)).await
+}
+
+/// Registers `request` and confirms the lease; returns its id.
+pub async fn join_with(
+    registry: &mut pb::registry_client::RegistryClient<Channel>,
+    request: pb::RegisterRequest,
+) -> String {
+    let lease = registry.register(request).await.unwrap().into_inner();
     registry
         .confirm(pb::ConfirmRequest {
             lease_id: lease.lease_id.clone(),

@@ -192,16 +192,5 @@ async fn join_services(
     address: &str,
     services: &[&str],
 ) -> String {
-    let lease = registry
-        .register(request(name, address, services))
-        .await
-        .unwrap()
-        .into_inner();
-    registry
-        .confirm(pb::ConfirmRequest {
-            lease_id: lease.lease_id.clone(),
-        })
-        .await
-        .unwrap();
-    lease.lease_id
+    lb_director::testing::join_with(registry, request(name, address, services)).await
 }
