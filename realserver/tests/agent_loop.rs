@@ -64,20 +64,21 @@ async fn heartbeats_come_at_about_a_third_of_the_ttl() {
     let director = FakeDirector::start(&chain); // TTL 600 ms: a heartbeat every ~200 ms
     let mut agent = spawn_agent(agent_config(&director.url()), &chain);
     agent.registered().await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // They keep coming: a deadline generous enough for a loaded machine.
+    eventually("six heartbeats", Duration::from_secs(30), || {
+        director.heartbeats().len() >= 6
+    })
+    .await;
 
+    // Never more often than the period asks (load can only delay them, so this cannot
+    // flake); that the period is a third of the TTL is the unit test of heartbeat_period.
     let beats = director.heartbeats();
-    assert!(
-        (4..=9).contains(&beats.len()),
-        "{} heartbeats in 1.5 s with a 600 ms TTL",
-        beats.len()
-    );
     let mut gaps: Vec<Duration> = beats.windows(2).map(|w| w[1] - w[0]).collect();
     gaps.sort();
     let median = gaps[gaps.len() / 2];
     assert!(
-        median >= Duration::from_millis(150) && median <= Duration::from_millis(300),
-        "median gap {median:?}, all {gaps:?}"
+        median >= Duration::from_millis(150),
+        "median gap {median:?}, all {gaps:?}: more often than a third of the 600 ms TTL"
     );
     agent.stop().await.0.unwrap();
 }

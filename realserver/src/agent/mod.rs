@@ -298,3 +298,22 @@ impl<R: RuleBackend> Agent<R> {
 fn heartbeat_period(ttl: Duration) -> Duration {
     (ttl / 3).max(MIN_HEARTBEAT)
 }
+
+#[cfg(test)]
+mod heartbeat_tests {
+    use super::*;
+
+    #[test]
+    fn a_heartbeat_every_third_of_the_lease_so_two_may_be_lost() {
+        assert_eq!(
+            heartbeat_period(Duration::from_secs(6)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            heartbeat_period(Duration::from_millis(600)),
+            Duration::from_millis(200)
+        );
+        // A lease too short to divide still gets a bounded rate, never a busy loop.
+        assert_eq!(heartbeat_period(Duration::from_millis(3)), MIN_HEARTBEAT);
+    }
+}
