@@ -7,6 +7,9 @@
 #                            showed what it should
 #   deploy/demo.sh --shell   the lab with lb-director and both lb-agents running, and a shell
 #                            in it to try lbctl and ssh by hand
+#   deploy/demo.sh --ha      two directors (keepalived + lb-director on llclb1 and llclb2): a
+#                            failover and a failback with a live ssh session, about three
+#                            minutes; --ha --shell opens the shell on that topology
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +25,7 @@ shell=no
 for arg in "$@"; do
   case $arg in
     --shell) shell=yes ;;
+    --ha) topology=ha ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
   esac
@@ -30,6 +34,8 @@ done
 case $topology in
   # One director (llclb1), two realservers: the seed's.
   single) demo_scenario=demo shell_scenario=demo/start ;;
+  # Two directors behind keepalived (issue 12), deploy/ha's files with the lab's addresses.
+  ha) demo_scenario=demo-ha shell_scenario=demo/start-ha ;;
 esac
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -59,8 +65,9 @@ target=${CARGO_TARGET_DIR:-target}/release
 bins=(--bin "$target/lb-director" --bin "$target/lb-agent" --bin "$target/lbctl")
 
 if [ "$shell" = yes ]; then
-  step "the lab, with the director and both agents running, and a shell"
-  cat <<'EOF'
+  step "the lab, with the directors and both agents running, and a shell"
+  # The two-director shell prints its own cheat-sheet (demo/start-ha).
+  [ "$topology" = ha ] || cat <<'EOF'
 In the shell (the same list is printed again above the prompt):
   lbctl status                              the director's table, leases, drains
   in_ns llclb1 ipvsadm -L -n                the kernel's IPVS table on the director
