@@ -22,7 +22,7 @@ Two directors: llclb1 ($DIP, keepalived MASTER now) and llclb2 ($DIP2), the VIP 
 by keepalived; lb-agent on llc5 and llc6 registered with both. Try:
   lbctl1 status; lbctl2 status              each director's view (ACTIVE / STANDBY)
   in_ns llclb2 ipvsadm -L -n -c             connections synced from the active director
-  in_ns client ssh root@$VIP             a session through the VIP
+  in_ns client ssh root@$VIP       a session through the VIP
   ip -n llclb1 link set eth0 down           llclb1 "dies": the VIP moves to llclb2
   ip -n llclb1 link set eth0 up             it returns (nopreempt: the VIP stays)
   lbctl2 drain llc5; lbctl1 status          a drain made on one holds on both
