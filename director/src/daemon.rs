@@ -144,6 +144,11 @@ pub async fn run<I: IpvsBackend, A: AddressBackend>(
     if config.tls.is_none() && !addr.ip().is_loopback() {
         warn!(%addr, "insecure = true: gRPC without TLS; anyone who reaches this address can register a realserver or drain one");
     }
+    if config.ha.is_some() && config.peers.is_empty() {
+        // Both tables stay complete without peers, but admin state would not: a drain made
+        // here would not hold on the other director after a failover.
+        warn!("[ha] without [[peer]]: drains, undrains and weights made through this director do not reach the other one of the pair; list it in [[peer]] (deploy/ha's configs do)");
+    }
     notify::ready();
     notify::status(&serving_status(&director.config(), &addr.to_string()));
     info!(%addr, tls = config.tls.is_some(), "serving gRPC");
