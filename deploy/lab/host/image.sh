@@ -247,6 +247,12 @@ install_overlay() {
   for bin in "$@"; do
     copy_into "$root" "/opt/lb/bin/$(basename "$bin")" "$bin"
     chmod 755 "$root/opt/lb/bin/$(basename "$bin")"
+    # Without their debug info (the symbols stay, so a panic's backtrace still names the
+    # functions): the release binaries carry over 50 MB of it each, and with five of them the
+    # image no longer fitted the VM's memory ("No space left on device" at boot).
+    if [[ $(head -c 4 "$bin") == $'\x7fELF' ]]; then
+      objcopy --strip-debug "$root/opt/lb/bin/$(basename "$bin")"
+    fi
   done
   # At their merged-/usr paths: an overlay directory /lib would replace the base's link.
   libraries_of "$@" | while read -r lib; do

@@ -12,6 +12,8 @@ LAB_PACKAGES=(
   openssh-server openssh-client netbase prometheus curl openssl socat
   # keepalived: VRRP for the two directors of e2e-ha (its daemon is never started here either).
   keepalived
+  # binutils: objcopy strips the debug info of the binaries copied into the image.
+  binutils
 )
 
 # How long apt waits for a dpkg lock held by someone else on this shared machine.
