@@ -335,12 +335,26 @@ impl Section {
         for (key, value) in &self.table {
             if !read.contains(key) {
                 self.problem(
-                    key,
+                    &toml_key(key),
                     &value.to_string(),
                     "unknown key: remove it or check its spelling",
                 );
             }
         }
+    }
+}
+
+/// `key` as TOML writes it in a path: bare when it can be, quoted otherwise, so that a key
+/// such as `"129.129.190.55"` (a table header someone wrote by mistake) is not read as four.
+fn toml_key(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
     }
 }
 
@@ -417,6 +431,25 @@ mod tests {
                 "name = 3: must be a string (in double quotes)",
                 "service[0].weight = \"x\": must be a whole number",
                 "typo = 1: unknown key: remove it or check its spelling",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_key_that_is_not_bare_is_named_quoted() {
+        let found = problems(
+            "port = 1\n[\"129.129.190.55\"]\n[[service]]\n\"a b\" = 2\n",
+            |root| {
+                root.integer::<u16>("port", 1..=65535, None);
+                for _ in root.tables("service") {}
+                Some(())
+            },
+        );
+        assert_eq!(
+            found,
+            vec![
+                "service[0].\"a b\" = 2: unknown key: remove it or check its spelling",
+                "\"129.129.190.55\" = {}: unknown key: remove it or check its spelling",
             ]
         );
     }
