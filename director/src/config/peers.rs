@@ -39,7 +39,14 @@ pub(super) fn read(
     hostname: impl FnOnce() -> Result<String, String>,
     tls: bool,
 ) -> Option<Peers> {
-    let name = config::read_name(root, hostname);
+    let name = if root.has("name") || root.has("peer") {
+        config::read_name(root, hostname)
+    } else {
+        // Without peers the name only labels this director's status and admin writes: a
+        // hostname that is no usable name (a container's or an initramfs's "(none)") must
+        // not keep a single director from starting. With peers it must be one, as checked.
+        Some(hostname().unwrap_or_else(|_| "lb-director".to_owned()))
+    };
     let interval = root.optional("peer_interval", |s| {
         super::within(s, Duration::from_millis(100), Duration::from_secs(3600))
     });

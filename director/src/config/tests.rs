@@ -569,6 +569,25 @@ fn the_ha_pair_configs_are_valid_and_agree() {
 }
 
 #[test]
+fn an_odd_hostname_keeps_no_single_director_from_starting_but_a_peered_one_must_set_name() {
+    let parse = |text: &str| DirectorConfig::parse_as(Path::new("director.toml"), text, "(none)");
+    assert_eq!(parse(SEED).unwrap().name, "(none)");
+    let peered = format!("{SEED}\n[[peer]]\nname = \"b\"\nurl = \"http://10.0.0.3:7700\"\n");
+    let found = match parse(&peered) {
+        Err(ConfigError::Invalid { problems, .. }) => {
+            problems.iter().map(ToString::to_string).collect::<Vec<_>>()
+        }
+        other => panic!("accepted: {other:?}"),
+    };
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("name: is not set and the hostname \"(none)\"")),
+        "{found:#?}"
+    );
+}
+
+#[test]
 fn name_defaults_to_the_hostname_and_peers_are_checked_by_key() {
     let parse = |text: &str| DirectorConfig::parse_as(Path::new("director.toml"), text, "llclb1");
     let config = parse(SEED).unwrap();
