@@ -156,20 +156,52 @@ async fn wait_exchanges(director: &TestDirector, peer: &str, more_than: f64) {
     }
 }
 
+/// An operator's drain, undrain or weight of llc5 through `director`'s admin socket.
+async fn drain(director: &TestDirector) -> pb::AdminResponse {
+    let request = pb::DrainRequest {
+        name: "llc5".into(),
+    };
+    director
+        .admin()
+        .await
+        .drain(request)
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn undrain(director: &TestDirector) -> pb::AdminResponse {
+    let request = pb::UndrainRequest {
+        name: "llc5".into(),
+    };
+    director
+        .admin()
+        .await
+        .undrain(request)
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn set_weight(director: &TestDirector, weight: u32) -> pb::AdminResponse {
+    let request = pb::SetWeightRequest {
+        name: "llc5".into(),
+        weight,
+    };
+    director
+        .admin()
+        .await
+        .set_weight(request)
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 #[tokio::test]
 async fn a_drain_through_a_holds_on_b_and_an_undrain_through_b_reaches_a() {
     let root = tempfile::tempdir().unwrap();
     let (a, b) = pair(root.path()).await;
-    let reply = a
-        .director()
-        .admin()
-        .await
-        .drain(pb::DrainRequest {
-            name: "llc5".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let reply = drain(a.director()).await;
     assert_eq!(reply.peers_confirmed, ["b"], "{}", reply.message);
     assert!(
         reply.message.contains("held by peer(s) b"),
@@ -179,26 +211,11 @@ async fn a_drain_through_a_holds_on_b_and_an_undrain_through_b_reaches_a() {
     wait_llc5(b.director(), "the drain on b", (true, None)).await;
     wait_weight(b.director(), "weight 0 on b", 0).await;
 
-    b.director()
-        .admin()
-        .await
-        .undrain(pb::UndrainRequest {
-            name: "llc5".into(),
-        })
-        .await
-        .unwrap();
+    undrain(b.director()).await;
     wait_llc5(a.director(), "the undrain on a", (false, None)).await;
     wait_weight(a.director(), "weight 1 on a", 1).await;
 
-    b.director()
-        .admin()
-        .await
-        .set_weight(pb::SetWeightRequest {
-            name: "llc5".into(),
-            weight: 4,
-        })
-        .await
-        .unwrap();
+    set_weight(b.director(), 4).await;
     wait_llc5(a.director(), "the weight on a", (false, Some(4))).await;
     wait_weight(a.director(), "weight 4 on a", 4).await;
 
@@ -222,14 +239,7 @@ async fn a_drain_through_a_holds_on_b_and_an_undrain_through_b_reaches_a() {
 async fn a_restart_of_either_keeps_the_drain_and_a_drain_made_while_a_was_down_holds() {
     let root = tempfile::tempdir().unwrap();
     let (mut a, mut b) = pair(root.path()).await;
-    a.director()
-        .admin()
-        .await
-        .drain(pb::DrainRequest {
-            name: "llc5".into(),
-        })
-        .await
-        .unwrap();
+    drain(a.director()).await;
     wait_llc5(b.director(), "the drain on b", (true, None)).await;
     b.stop().await;
     b.start().await;
@@ -239,26 +249,10 @@ async fn a_restart_of_either_keeps_the_drain_and_a_drain_made_while_a_was_down_h
     wait_llc5(a.director(), "a after its restart", (true, None)).await;
 
     // a undrains, goes down; b drains while a is away: a's older state must not win.
-    a.director()
-        .admin()
-        .await
-        .undrain(pb::UndrainRequest {
-            name: "llc5".into(),
-        })
-        .await
-        .unwrap();
+    undrain(a.director()).await;
     wait_llc5(b.director(), "the undrain on b", (false, None)).await;
     a.stop().await;
-    let reply = b
-        .director()
-        .admin()
-        .await
-        .drain(pb::DrainRequest {
-            name: "llc5".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let reply = drain(b.director()).await;
     assert_eq!(reply.peers_pending, ["a"], "{}", reply.message);
     assert!(
         reply.message.contains("not yet on a"),
@@ -295,16 +289,7 @@ async fn after_a_partition_the_later_write_wins_on_both() {
     a.director().reload_with(&cut(&a, "b")).await.unwrap();
     b.director().reload_with(&cut(&b, "a")).await.unwrap();
 
-    let a_drain = a
-        .director()
-        .admin()
-        .await
-        .drain(pb::DrainRequest {
-            name: "llc5".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let a_drain = drain(a.director()).await;
     assert_eq!(a_drain.peers_confirmed, Vec::<String>::new());
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while a
@@ -323,23 +308,8 @@ async fn after_a_partition_the_later_write_wins_on_both() {
     // Each side keeps and applies its own writes meanwhile.
     wait_weight(a.director(), "a applies its drain", 0).await;
     // Later, on b: a weight and an explicit undrain.
-    b.director()
-        .admin()
-        .await
-        .set_weight(pb::SetWeightRequest {
-            name: "llc5".into(),
-            weight: 3,
-        })
-        .await
-        .unwrap();
-    b.director()
-        .admin()
-        .await
-        .undrain(pb::UndrainRequest {
-            name: "llc5".into(),
-        })
-        .await
-        .unwrap();
+    set_weight(b.director(), 3).await;
+    undrain(b.director()).await;
     wait_weight(b.director(), "b applies its weight", 3).await;
     assert_eq!(llc5(a.director()).await, (true, None));
 
