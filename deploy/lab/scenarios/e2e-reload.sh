@@ -45,16 +45,7 @@ forward = "dr"
 interface = "eth0"
 EOF
     if [ "$1" = alt ]; then
-      cat <<EOF
-
-[[service]]
-name = "llc-alt"
-vip = "$VIP2"
-port = 22
-scheduler = "rr"
-forward = "dr"
-interface = "eth0"
-EOF
+      alt_service_toml
     fi
     cat <<EOF
 

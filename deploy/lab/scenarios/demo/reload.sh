@@ -11,16 +11,7 @@ alt_both_weight_1() {
 
 chapter "systemctl reload lb-director: a second service, the first one untouched"
 say "A second ssh service on a second VIP, added at the end of director.toml:"
-append_config "$DIRECTOR_CONFIG" <<EOF
-
-[[service]]
-name = "llc-alt"
-vip = "$VIP2"
-port = 22
-scheduler = "rr"
-forward = "dr"
-interface = "eth0"
-EOF
+alt_service_toml | append_config "$DIRECTOR_CONFIG"
 sed -n '/name = "llc-alt"/,$p' "$DIRECTOR_CONFIG" | sed 's/^/      /' | say
 say "A sampler reads 'ipvsadm -S -n' every 0.2 s from now on."
 start_sampler

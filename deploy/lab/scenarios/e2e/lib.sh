@@ -527,3 +527,18 @@ log_count() {
 log_count_above() {
   [ "$(log_count "$1" "$2")" -gt "$3" ]
 }
+
+# alt_service_toml: the second ssh service (llc-alt on $VIP2, which the caller sets) that a
+# reload adds, as a [[service]] table for the end of director.toml (e2e-reload, the demo).
+alt_service_toml() {
+  cat <<EOF
+
+[[service]]
+name = "llc-alt"
+vip = "$VIP2"
+port = 22
+scheduler = "rr"
+forward = "dr"
+interface = "eth0"
+EOF
+}
