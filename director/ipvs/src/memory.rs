@@ -26,7 +26,14 @@ const DEFAULT_TIMEOUTS: Timeouts = Timeouts {
 
 #[derive(Debug, Default)]
 struct Table {
-    services: BTreeMap<ServiceKey, (Service, BTreeMap<DestinationKey, DestinationEntry>)>,
+    /// Each service's destinations in the kernel's list order: `ip_vs_add_dest` puts a new one
+    /// at the head, and a dump walks the list, so the newest comes first. Schedulers that
+    /// hash (sh, mh, dh) build their tables in this order.
+    services: BTreeMap<ServiceKey, (Service, Vec<DestinationEntry>)>,
+    /// Destinations deleted while connections still used them: the kernel keeps such a
+    /// destination in its trash, and adding it again to the same service brings it back with
+    /// its connections and counters.
+    trash: Vec<(ServiceKey, DestinationEntry)>,
     timeouts: Option<Timeouts>,
     daemons: Vec<SyncDaemon>,
     /// Operations the kernel accepted, for tests that count writes.
@@ -78,7 +85,7 @@ impl MemoryIpvs {
         let entry = table
             .services
             .get_mut(service)
-            .and_then(|(_, dests)| dests.get_mut(destination))
+            .and_then(|(_, dests)| find(dests, destination))
             .ok_or_else(|| kernel(format!("connections of {destination}"), libc::ENOENT))?;
         entry.active_conns = active;
         entry.inactive_conns = inactive;
@@ -108,6 +115,13 @@ impl MemoryIpvs {
     }
 }
 
+fn find<'a>(
+    dests: &'a mut [DestinationEntry],
+    key: &DestinationKey,
+) -> Option<&'a mut DestinationEntry> {
+    dests.iter_mut().find(|e| e.destination.key() == *key)
+}
+
 fn kernel(op: String, errno: i32) -> IpvsError {
     IpvsError::Kernel { op, errno }
 }
@@ -124,7 +138,7 @@ impl Table {
                 }
                 validate_service(service)?;
                 self.services
-                    .insert(service.key, (stored(service), BTreeMap::new()));
+                    .insert(service.key, (stored(service), Vec::new()));
             }
             IpvsOp::EditService(service) => {
                 check_name_length(&service.scheduler)?;
@@ -142,20 +156,28 @@ impl Table {
             } => {
                 let (svc, dests) = self.services.get_mut(service).ok_or(libc::ESRCH)?;
                 validate_destination(svc, destination)?;
-                if dests.contains_key(&destination.key()) {
+                if find(dests, &destination.key()).is_some() {
                     return Err(libc::EEXIST);
                 }
                 check_new_address(destination.addr)?;
-                dests.insert(
-                    destination.key(),
-                    DestinationEntry {
+                let restored = self
+                    .trash
+                    .iter()
+                    .position(|(k, e)| k == service && e.destination.key() == destination.key());
+                let entry = match restored {
+                    Some(at) => DestinationEntry {
+                        destination: destination.clone(),
+                        ..self.trash.remove(at).1
+                    },
+                    None => DestinationEntry {
                         destination: destination.clone(),
                         active_conns: 0,
                         inactive_conns: 0,
                         persistent_conns: 0,
                         stats: Stats::default(),
                     },
-                );
+                };
+                dests.insert(0, entry);
             }
             IpvsOp::EditDestination {
                 service,
@@ -163,7 +185,7 @@ impl Table {
             } => {
                 let (svc, dests) = self.services.get_mut(service).ok_or(libc::ESRCH)?;
                 validate_destination(svc, destination)?;
-                let entry = dests.get_mut(&destination.key()).ok_or(libc::ENOENT)?;
+                let entry = find(dests, &destination.key()).ok_or(libc::ENOENT)?;
                 entry.destination = destination.clone();
             }
             IpvsOp::DeleteDestination {
@@ -171,7 +193,14 @@ impl Table {
                 destination,
             } => {
                 let (_, dests) = self.services.get_mut(service).ok_or(libc::ESRCH)?;
-                dests.remove(destination).ok_or(libc::ENOENT)?;
+                let at = dests
+                    .iter()
+                    .position(|e| e.destination.key() == *destination)
+                    .ok_or(libc::ENOENT)?;
+                let entry = dests.remove(at);
+                if entry.active_conns + entry.inactive_conns + entry.persistent_conns > 0 {
+                    self.trash.push((*service, entry));
+                }
             }
             IpvsOp::SetTimeouts(new) => {
                 // ip_vs_set_timeout() refuses anything above INT_MAX / HZ seconds; HZ is at
@@ -295,7 +324,7 @@ impl IpvsBackend for MemoryIpvs {
             .lock()
             .services
             .get(service)
-            .map(|(_, dests)| dests.values().cloned().collect())
+            .map(|(_, dests)| dests.clone())
             .unwrap_or_default())
     }
 
@@ -350,5 +379,71 @@ impl IpvsBackend for MemoryIpvs {
             return Err(kernel(format!("stop {role:?} sync daemon"), libc::ESRCH));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Destination, ForwardMethod};
+
+    /// The kernel's trash: a destination deleted while connections use it comes back with
+    /// them when it is added again, at the head of the list; an idle one comes back empty.
+    #[tokio::test]
+    async fn a_destination_added_again_keeps_its_connections() {
+        let ipvs = MemoryIpvs::new();
+        let key = ServiceKey::Addr {
+            protocol: crate::types::Protocol::Tcp,
+            addr: "192.0.2.1".parse().unwrap(),
+            port: 22,
+        };
+        let dest = |last: u8| {
+            Destination::new(
+                format!("10.0.0.{last}").parse().unwrap(),
+                22,
+                ForwardMethod::Route,
+                1,
+            )
+        };
+        let add = |d: Destination| IpvsOp::AddDestination {
+            service: key,
+            destination: d,
+        };
+        let del = |d: &Destination| IpvsOp::DeleteDestination {
+            service: key,
+            destination: d.key(),
+        };
+        let (busy, idle) = (dest(11), dest(12));
+        ipvs.apply(&[
+            IpvsOp::AddService(Service::new(key, "mh")),
+            add(busy.clone()),
+            add(idle.clone()),
+        ])
+        .await
+        .unwrap();
+        ipvs.set_connections(&key, &busy.key(), 3, 1).unwrap();
+        ipvs.set_connections(&key, &idle.key(), 0, 0).unwrap();
+        let readded = Destination {
+            weight: 5,
+            ..busy.clone()
+        };
+        for result in ipvs
+            .apply(&[
+                del(&busy),
+                del(&idle),
+                add(idle.clone()),
+                add(readded.clone()),
+            ])
+            .await
+            .unwrap()
+        {
+            result.unwrap();
+        }
+        let listed = ipvs.destinations(&key).await.unwrap();
+        let seen: Vec<(Destination, u32, u32)> = listed
+            .into_iter()
+            .map(|e| (e.destination, e.active_conns, e.inactive_conns))
+            .collect();
+        assert_eq!(seen, vec![(readded, 3, 1), (idle, 0, 0)]);
     }
 }

@@ -242,3 +242,50 @@ pub async fn destinations_of_many_services<B: IpvsBackend>(ipvs: &B) -> Result<(
     }
     Ok(())
 }
+
+/// A dump lists a service's destinations in the kernel's list order, newest first
+/// (`ip_vs_add_dest` adds at the head), and a destination deleted and added again is the
+/// newest. The hashing schedulers (sh, mh, dh) fill their tables in this order, so two
+/// directors pick the same realserver for a flow only when their lists agree.
+pub async fn destinations_listed_newest_first<B: IpvsBackend>(ipvs: &B) -> Result<(), Failure> {
+    apply_ok(ipvs, &[IpvsOp::AddService(Service::new(tcp(22), "mh"))]).await?;
+    let service = tcp(22);
+    let [a, b, c] = [11, 12, 13].map(|last| dest(last, 22, ForwardMethod::Route, 1));
+    let adds: Vec<IpvsOp> = [&a, &b, &c]
+        .into_iter()
+        .map(|d| add_dest(service, d.clone()))
+        .collect();
+    apply_ok(ipvs, &adds).await?;
+    let listed = |entries: Vec<DestinationEntry>| -> Vec<Destination> {
+        entries.into_iter().map(|e| e.destination).collect()
+    };
+    let dump = ipvs
+        .destinations(&service)
+        .await
+        .map_err(backend("list destinations of the mh service"))?;
+    same(
+        "list order after adding a, b, c",
+        &vec![c.clone(), b.clone(), a.clone()],
+        &listed(dump),
+    )?;
+    apply_ok(
+        ipvs,
+        &[
+            IpvsOp::DeleteDestination {
+                service,
+                destination: a.key(),
+            },
+            add_dest(service, a.clone()),
+        ],
+    )
+    .await?;
+    let dump = ipvs
+        .destinations(&service)
+        .await
+        .map_err(backend("list destinations after a was added again"))?;
+    same(
+        "list order after a was deleted and added again",
+        &vec![a, c, b],
+        &listed(dump),
+    )
+}

@@ -82,6 +82,7 @@ macro_rules! ipvs_contract {
             destination_gue_needs_port
             destination_address_must_be_unicast
             destinations_of_many_services
+            destinations_listed_newest_first
             timeouts_get_set
             batch_with_a_failure_in_the_middle
             batch_of_1000_destinations
