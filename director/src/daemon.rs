@@ -113,6 +113,8 @@ pub async fn run<I: IpvsBackend, A: AddressBackend>(
     crate::peers::sync::at_start(&director)
         .instrument(tracing::info_span!("peers"))
         .await;
+    // A reload cannot change [ha] mode, so the host's ECMP settings are fixed here.
+    let host = host.ecmp(config.ecmp);
     let (mut reconciler, monitor) = Reconciler::new(director.clone(), ipvs, host);
     let first = reconciler
         .first_pass()
@@ -144,10 +146,10 @@ pub async fn run<I: IpvsBackend, A: AddressBackend>(
     if config.tls.is_none() && !addr.ip().is_loopback() {
         warn!(%addr, "insecure = true: gRPC without TLS; anyone who reaches this address can register a realserver or drain one");
     }
-    if config.ha.is_some() && config.peers.is_empty() {
+    if (config.ha.is_some() || config.ecmp) && config.peers.is_empty() {
         // Both tables stay complete without peers, but admin state would not: a drain made
         // here would not hold on the other director after a failover.
-        warn!("[ha] without [[peer]]: drains, undrains and weights made through this director do not reach the other one of the pair; list it in [[peer]] (deploy/ha's configs do)");
+        warn!("[ha] without [[peer]]: drains, undrains and weights made through this director do not reach the other directors; list them in [[peer]] (deploy/ha's configs do)");
     }
     notify::ready();
     notify::status(&serving_status(&director.config(), &addr.to_string()));

@@ -70,7 +70,7 @@ impl Director {
     /// Loads the state file (refusing a corrupt one), touching nothing in the kernel.
     pub fn new(config: Arc<DirectorConfig>) -> Result<Director, DirectorError> {
         let store = StateStore::load(StateFile::new(&config.state_dir))?;
-        let role = RoleCell::new(config.ha.is_some());
+        let role = RoleCell::new(crate::ha::Role::at_start(&config));
         let metrics = DirectorMetrics::default();
         metrics.role(role.get());
         Ok(Director {

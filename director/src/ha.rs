@@ -23,6 +23,9 @@ pub enum Role {
     Active,
     /// No service VIP here: the peer serves, this table is kept ready.
     Standby,
+    /// `[ha] mode = "ecmp"`: one of several directors active at once behind the gateway's
+    /// multipath route.
+    Ecmp,
 }
 
 impl Role {
@@ -31,6 +34,7 @@ impl Role {
             Role::Single => "SINGLE",
             Role::Active => "ACTIVE",
             Role::Standby => "STANDBY",
+            Role::Ecmp => "ECMP",
         }
     }
 
@@ -39,10 +43,24 @@ impl Role {
             Role::Single => pb::DirectorRole::Single,
             Role::Active => pb::DirectorRole::Active,
             Role::Standby => pb::DirectorRole::Standby,
+            Role::Ecmp => pb::DirectorRole::Ecmp,
         }
     }
 
-    /// Whether clients reach this director: a single one always, in a pair the active one.
+    /// The role a director starts in: in an active/standby pair standby until it has seen a
+    /// VIP on its interface; the others never change.
+    pub fn at_start(config: &crate::config::DirectorConfig) -> Role {
+        if config.ha.is_some() {
+            Role::Standby
+        } else if config.ecmp {
+            Role::Ecmp
+        } else {
+            Role::Single
+        }
+    }
+
+    /// Whether clients reach this director: a single one and an ECMP one always, in a pair the
+    /// active one.
     pub fn serves(self) -> bool {
         self != Role::Standby
     }
@@ -53,13 +71,8 @@ impl Role {
 pub struct RoleCell(watch::Sender<Role>);
 
 impl RoleCell {
-    /// A director in HA mode is standby until it has seen a VIP on its interface.
-    pub fn new(ha: bool) -> RoleCell {
-        RoleCell(watch::Sender::new(if ha {
-            Role::Standby
-        } else {
-            Role::Single
-        }))
+    pub fn new(role: Role) -> RoleCell {
+        RoleCell(watch::Sender::new(role))
     }
 
     pub fn get(&self) -> Role {
@@ -213,11 +226,11 @@ mod tests {
 
     #[test]
     fn the_cell_says_when_the_role_changed() {
-        let cell = RoleCell::new(true);
+        let cell = RoleCell::new(Role::Standby);
         assert_eq!(cell.get(), Role::Standby);
         assert!(!cell.set(Role::Standby));
         assert!(cell.set(Role::Active));
         assert_eq!(cell.get(), Role::Active);
-        assert_eq!(RoleCell::new(false).get(), Role::Single);
+        assert_eq!(RoleCell::new(Role::Single).get(), Role::Single);
     }
 }

@@ -28,6 +28,9 @@ pub struct DesiredService {
 pub struct ObservedTable {
     pub services: BTreeMap<ServiceKey, ObservedService>,
     pub timeouts: Timeouts,
+    /// Destinations [`apply`](Self::apply) deleted: the kernel keeps one that connections use
+    /// in its trash and gives it back, connections and counters, when it is added again.
+    pub(crate) trash: BTreeMap<(ServiceKey, DestinationKey), DestinationEntry>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +40,24 @@ pub struct ObservedService {
     /// metrics; a service added by the pass starts at zero.
     pub stats: Stats,
     pub destinations: BTreeMap<DestinationKey, DestinationEntry>,
+    /// The destinations in the kernel's list order (a dump's order: the newest first). The
+    /// hashing scheduler mh builds its table in this order, so the plan keeps it canonical.
+    pub order: Vec<DestinationKey>,
+}
+
+impl ObservedService {
+    /// A service with these destinations, listed in the order given.
+    pub fn listed(service: Service, stats: Stats, entries: Vec<DestinationEntry>) -> Self {
+        ObservedService {
+            service,
+            stats,
+            order: entries.iter().map(|d| d.destination.key()).collect(),
+            destinations: entries
+                .into_iter()
+                .map(|d| (d.destination.key(), d))
+                .collect(),
+        }
+    }
 }
 
 impl ObservedTable {
@@ -60,32 +81,21 @@ impl ObservedTable {
         for (entry, destinations) in services.into_iter().zip(destinations) {
             table.services.insert(
                 entry.service.key,
-                ObservedService {
-                    service: entry.service,
-                    stats: entry.stats,
-                    destinations: destinations
-                        .into_iter()
-                        .map(|d| (d.destination.key(), d))
-                        .collect(),
-                },
+                ObservedService::listed(entry.service, entry.stats, destinations),
             );
         }
         Ok(table)
     }
 
     /// The table as it is once the kernel has accepted `op`: a pass publishes what it left
-    /// behind without reading the table a second time. A new destination has no connections.
+    /// behind without reading the table a second time. A new destination has no connections;
+    /// one deleted and added again (the plan reorders mh services so) keeps them.
     pub fn apply(&mut self, op: &IpvsOp) {
         match op {
             IpvsOp::AddService(service) | IpvsOp::EditService(service) => {
-                let entry = self
-                    .services
-                    .entry(service.key)
-                    .or_insert_with(|| ObservedService {
-                        service: service.clone(),
-                        stats: Stats::default(),
-                        destinations: BTreeMap::new(),
-                    });
+                let entry = self.services.entry(service.key).or_insert_with(|| {
+                    ObservedService::listed(service.clone(), Stats::default(), Vec::new())
+                });
                 entry.service = service.clone();
             }
             IpvsOp::DeleteService(key) => {
@@ -94,22 +104,38 @@ impl ObservedTable {
             IpvsOp::AddDestination {
                 service,
                 destination,
-            }
-            | IpvsOp::EditDestination {
-                service,
-                destination,
             } => {
                 if let Some(s) = self.services.get_mut(service) {
-                    s.destinations
-                        .entry(destination.key())
-                        .and_modify(|e| e.destination = destination.clone())
-                        .or_insert_with(|| DestinationEntry {
+                    let key = destination.key();
+                    s.order.retain(|k| *k != key);
+                    // The kernel adds at the head of the list.
+                    s.order.insert(0, key);
+                    let entry = match self.trash.remove(&(*service, key)) {
+                        Some(old) => DestinationEntry {
+                            destination: destination.clone(),
+                            ..old
+                        },
+                        None => DestinationEntry {
                             destination: destination.clone(),
                             active_conns: 0,
                             inactive_conns: 0,
                             persistent_conns: 0,
                             stats: Default::default(),
-                        });
+                        },
+                    };
+                    s.destinations.insert(key, entry);
+                }
+            }
+            IpvsOp::EditDestination {
+                service,
+                destination,
+            } => {
+                if let Some(entry) = self
+                    .services
+                    .get_mut(service)
+                    .and_then(|s| s.destinations.get_mut(&destination.key()))
+                {
+                    entry.destination = destination.clone();
                 }
             }
             IpvsOp::DeleteDestination {
@@ -117,7 +143,10 @@ impl ObservedTable {
                 destination,
             } => {
                 if let Some(s) = self.services.get_mut(service) {
-                    s.destinations.remove(destination);
+                    s.order.retain(|k| k != destination);
+                    if let Some(old) = s.destinations.remove(destination) {
+                        self.trash.insert((*service, *destination), old);
+                    }
                 }
             }
             IpvsOp::SetTimeouts(set) => {

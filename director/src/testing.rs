@@ -254,6 +254,8 @@ pub fn fake_proc_sys(dir: &Path) -> PathBuf {
         ("conf/all/send_redirects", "0"),
         ("conf/default/send_redirects", "0"),
         ("conf/eth0/send_redirects", "0"),
+        ("conf/lo/send_redirects", "0"),
+        ("vs/sloppy_tcp", "0"),
     ] {
         let path = ipv4.join(file);
         if !path.exists() {

@@ -262,7 +262,7 @@ fn the_seeds_sysctls_then_nothing_to_change() {
         vip: ip("192.0.2.54"),
         forward: Forward::Dr,
     }];
-    let settings = plan(&services).unwrap();
+    let settings = plan(&services, false).unwrap();
 
     let apply = move || {
         let tree = SysctlTree::default();

@@ -53,8 +53,12 @@ pub struct DirectorConfig {
     pub admin_socket: Option<PathBuf>,
     /// `[[realserver]]`: who may register, from where. Required with TLS.
     pub realservers: Vec<AllowedRealServer>,
-    /// `[ha]`: keepalived owns the VIPs, the director runs the connection sync daemons.
+    /// `[ha]` (mode "active-standby"): keepalived owns the VIPs, the director runs the
+    /// connection sync daemons.
     pub ha: Option<HaConfig>,
+    /// `[ha] mode = "ecmp"`: every director active behind the gateway's multipath route; mh
+    /// services only, `sloppy_tcp` on, no sync daemons, the director owns its VIPs.
+    pub ecmp: bool,
     /// This director's name (the hostname unless configured): how status and its peers name
     /// it, and the writer of its admin revisions.
     pub name: String,
@@ -80,6 +84,8 @@ pub struct ServiceConfig {
     /// What the service matches: `vip`/`port`/`protocol`, or `fwmark`/`vips`.
     pub matching: ServiceMatch,
     pub scheduler: String,
+    /// `scheduler_flags` (ipvsadm's `-b`) as `IP_VS_SVC_F_SCHED*` bits.
+    pub scheduler_flags: u32,
     pub forward: Forward,
     /// The VIPs go on this interface as /32 (/128).
     pub interface: String,
@@ -176,6 +182,7 @@ impl ServiceConfig {
     /// The IPVS service this config asks for.
     pub fn ipvs_service(&self) -> Service {
         let mut service = Service::new(self.key(), self.scheduler.clone());
+        service.flags.0 |= self.scheduler_flags;
         if let Some(timeout) = self.persistence {
             service.flags.0 |= lb_ipvs::ServiceFlags::PERSISTENT;
             service.timeout = u32::try_from(timeout.as_secs()).unwrap_or(u32::MAX);
@@ -370,6 +377,20 @@ fn read_with(
         .and_then(|s| s.as_ref())
         .and_then(|s| s.vips().first().copied());
     let ha = ha::read_ha(root, first_vip);
+    if ha == Some(ha::HaSection::Ecmp) {
+        for (i, service) in services.iter().enumerate() {
+            if let Some(service) = service
+                .as_ref()
+                .filter(|s| s.scheduler != ha::ECMP_SCHEDULER)
+            {
+                root.problem(
+                    &format!("service[{i}].scheduler"),
+                    &format!("{:?}", service.scheduler),
+                    "cannot be used with [ha] mode = \"ecmp\": each director must send a flow to the same realserver; use scheduler = \"mh\" (with scheduler_flags = [\"mh-port\"] to spread one client's connections)",
+                );
+            }
+        }
+    }
     let listen = listen.map(|l| l.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 7700))));
     if let (Some(addr), Some(None), Some(false)) = (&listen, &tls, insecure) {
         if !addr.ip().is_loopback() {
@@ -415,7 +436,11 @@ fn read_with(
         admins,
         admin_socket: admin_socket?.unwrap_or_else(|| Some(PathBuf::from(DEFAULT_ADMIN_SOCKET))),
         realservers: realservers.into_iter().collect::<Option<Vec<_>>>()?,
-        ha: ha?,
+        ecmp: ha == Some(ha::HaSection::Ecmp),
+        ha: match ha? {
+            ha::HaSection::ActiveStandby(config) => Some(config),
+            ha::HaSection::Absent | ha::HaSection::Ecmp => None,
+        },
         name: peers.name,
         peers: peers.peers,
         peer_interval: peers.interval,
@@ -438,6 +463,13 @@ fn read_service(s: &Section) -> Option<ServiceConfig> {
     let name = s.required("name", domain::parse_name);
     let matching = read_match(s);
     let scheduler = s.optional("scheduler", parse_scheduler);
+    let named = scheduler.clone().flatten();
+    let scheduler_flags: u32 = s
+        .strings("scheduler_flags", |flag| {
+            parse_scheduler_flag(named.as_deref().unwrap_or(DEFAULT_SCHEDULER), flag)
+        })
+        .into_iter()
+        .fold(0, |all, bit| all | bit);
     let forward = s.optional("forward", str::parse::<Forward>);
     let interface = s.required("interface", parse_interface);
     let persistence = s.optional("persistence", |t| at_least(t, Duration::from_secs(1)));
@@ -458,7 +490,8 @@ fn read_service(s: &Section) -> Option<ServiceConfig> {
     Some(ServiceConfig {
         name: name?,
         matching: matching?,
-        scheduler: scheduler?.unwrap_or_else(|| "wlc".to_owned()),
+        scheduler: scheduler?.unwrap_or_else(|| DEFAULT_SCHEDULER.to_owned()),
+        scheduler_flags,
         forward: forward?.unwrap_or(Forward::Dr),
         interface: interface?,
         persistence: persistence?,
@@ -714,6 +747,40 @@ fn parse_scheduler(text: &str) -> Result<String, String> {
         return Err("is not a scheduler name: use rr, wrr, lc, wlc, sh, mh, ...".into());
     }
     Ok(text.to_owned())
+}
+
+const DEFAULT_SCHEDULER: &str = "wlc";
+
+/// One of ipvsadm's `--sched-flags` names. `sh-*` and `mh-*` belong to their scheduler (the
+/// kernel reads the bits only there); `flag-1..3` are the raw bits for any scheduler.
+fn parse_scheduler_flag(scheduler: &str, text: &str) -> Result<u32, String> {
+    use lb_ipvs::ServiceFlags;
+    match text {
+        "flag-1" => return Ok(ServiceFlags::SCHED1),
+        "flag-2" => return Ok(ServiceFlags::SCHED2),
+        "flag-3" => return Ok(ServiceFlags::SCHED3),
+        _ => {}
+    }
+    let bit = |name: &str| match name {
+        "fallback" => Some(ServiceFlags::SCHED1),
+        "port" => Some(ServiceFlags::SCHED2),
+        _ => None,
+    };
+    let unknown = || {
+        "is not a scheduler flag: use mh-port, mh-fallback (scheduler mh), sh-port, sh-fallback (sh) or flag-1, flag-2, flag-3".to_owned()
+    };
+    let Some((owner, name)) = text.split_once('-') else {
+        return Err(unknown());
+    };
+    let Some(bit) = bit(name).filter(|_| owner == "mh" || owner == "sh") else {
+        return Err(unknown());
+    };
+    if owner != scheduler {
+        return Err(format!(
+            "is a flag of the {owner} scheduler and this service's scheduler is {scheduler}: remove it, or set scheduler = \"{owner}\""
+        ));
+    }
+    Ok(bit)
 }
 
 fn parse_interface(text: &str) -> Result<String, String> {

@@ -633,3 +633,81 @@ fn name_defaults_to_the_hostname_and_peers_are_checked_by_key() {
         ]
     );
 }
+
+#[test]
+fn ecmp_mode_owns_its_vips_and_wants_mh() {
+    let mh = SEED.replace(
+        "scheduler = \"rr\"",
+        "scheduler = \"mh\"\nscheduler_flags = [\"mh-port\"]",
+    );
+    let config = DirectorConfig::parse(
+        Path::new("director.toml"),
+        &format!("{mh}\n[ha]\nmode = \"ecmp\"\n"),
+    )
+    .unwrap();
+    assert!(config.ecmp && config.ha.is_none() && config.owns_vips());
+    let service = config.services[0].ipvs_service();
+    assert_eq!(service.flags.0, lb_ipvs::ServiceFlags::SCHED2, "mh-port");
+    let standby = DirectorConfig::parse(
+        Path::new("director.toml"),
+        &format!("{SEED}\n[ha]\nmode = \"active-standby\"\nsync_interface = \"eth0\"\n"),
+    )
+    .unwrap();
+    assert!(!standby.ecmp && standby.ha.is_some());
+
+    let rr = problems(&format!(
+        "{SEED}\n[ha]\nmode = \"ecmp\"\nsync_interface = \"eth0\"\n"
+    ));
+    assert_eq!(rr.len(), 2, "{rr:#?}");
+    assert!(
+        rr.iter()
+            .any(|p| p.starts_with("service[0].scheduler = \"rr\"")
+                && p.contains("use scheduler = \"mh\"")),
+        "{rr:#?}"
+    );
+    assert!(
+        rr.iter()
+            .any(|p| p.starts_with("ha.sync_interface") && p.contains("no use with mode")),
+        "{rr:#?}"
+    );
+    let mode = problems(&format!("{SEED}\n[ha]\nmode = \"active-active\"\n"));
+    assert!(
+        mode.len() == 1 && mode[0].starts_with("ha.mode = \"active-active\": is not a mode"),
+        "{mode:#?}"
+    );
+}
+
+#[test]
+fn scheduler_flags_are_ipvsadms_names_for_their_scheduler() {
+    let with = |sched: &str, flags: &str| {
+        SEED.replace(
+            "scheduler = \"rr\"",
+            &format!("scheduler = \"{sched}\"\nscheduler_flags = {flags}"),
+        )
+    };
+    let both = DirectorConfig::parse(
+        Path::new("director.toml"),
+        &with("sh", "[\"sh-fallback\", \"sh-port\"]"),
+    )
+    .unwrap();
+    use lb_ipvs::ServiceFlags;
+    assert_eq!(
+        both.services[0].ipvs_service().flags.0,
+        ServiceFlags::SCHED1 | ServiceFlags::SCHED2
+    );
+    let raw =
+        DirectorConfig::parse(Path::new("director.toml"), &with("rr", "[\"flag-3\"]")).unwrap();
+    assert_eq!(raw.services[0].ipvs_service().flags.0, ServiceFlags::SCHED3);
+    let wrong = problems(&with("wlc", "[\"mh-port\", \"mh-flag-1\", 7]"));
+    assert_eq!(wrong.len(), 3, "{wrong:#?}");
+    assert!(wrong[0].starts_with("service[0].scheduler_flags[0] = \"mh-port\": is a flag of the mh scheduler and this service's scheduler is wlc"), "{wrong:#?}");
+    assert!(
+        wrong[1]
+            .starts_with("service[0].scheduler_flags[1] = \"mh-flag-1\": is not a scheduler flag"),
+        "{wrong:#?}"
+    );
+    assert!(
+        wrong[2].starts_with("service[0].scheduler_flags[2]"),
+        "{wrong:#?}"
+    );
+}

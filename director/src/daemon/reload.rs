@@ -105,6 +105,9 @@ fn fixed_keys(old: &DirectorConfig, new: &DirectorConfig) -> Result<(), String> 
         // VIPs it put up beside keepalived's, removing it puts them on a standby too. A
         // restart in the order of deploy/ha (keepalived stopped first) is the safe way.
         changed.push("[ha] (turning HA mode on or off)".to_owned());
+    } else if old.ecmp != new.ecmp {
+        // Who owns the VIPs and whether the sync daemons run would change under it.
+        changed.push("[ha] mode".to_owned());
     }
     if changed.is_empty() {
         Ok(())

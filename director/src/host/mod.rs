@@ -147,11 +147,21 @@ fn list(failures: &[HostError]) -> String {
 pub struct HostSetup<A> {
     addresses: A,
     sysctls: SysctlTree,
+    ecmp: bool,
 }
 
 impl<A: AddressBackend> HostSetup<A> {
     pub fn new(addresses: A, sysctls: SysctlTree) -> Self {
-        Self { addresses, sysctls }
+        Self {
+            addresses,
+            sysctls,
+            ecmp: false,
+        }
+    }
+
+    /// With `[ha] mode = "ecmp"`: the sysctls include IPVS's `sloppy_tcp`.
+    pub fn ecmp(self, on: bool) -> Self {
+        Self { ecmp: on, ..self }
     }
 
     pub fn addresses(&self) -> &A {
@@ -235,7 +245,7 @@ impl<A: AddressBackend> HostSetup<A> {
         changes: &mut HostChanges,
         failures: &mut Vec<HostError>,
     ) {
-        match sysctl::plan(services) {
+        match sysctl::plan(services, self.ecmp) {
             Ok(plan) => {
                 for setting in &plan {
                     match self.sysctls.ensure(setting) {

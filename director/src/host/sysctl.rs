@@ -94,8 +94,18 @@ pub struct SysctlChange {
 ///   service uses NAT or tunnel (NAT needs forwarding) or when there is no service at all.
 /// - `net.ipv4.conf.{all,default,IFACE}.send_redirects=1` for every interface that carries a
 ///   VIP: the director is not the realservers' gateway, so ICMP redirects stay on.
-pub fn plan(services: &[ServiceVip]) -> Result<Vec<SysctlSetting>, SysctlError> {
+/// - with `ecmp`, `net.ipv4.vs.sloppy_tcp=1`: a flow the gateway moves to this director
+///   arrives mid-connection, without the SYN IPVS wants before it makes a connection entry;
+///   sloppy, it schedules any packet (mh picks the realserver the flow already has). The file
+///   exists once IPVS is loaded (the director's first table read loads it).
+pub fn plan(services: &[ServiceVip], ecmp: bool) -> Result<Vec<SysctlSetting>, SysctlError> {
     let mut settings = Vec::new();
+    if ecmp {
+        settings.push(SysctlSetting::new(
+            &["net", "ipv4", "vs", "sloppy_tcp"],
+            "1",
+        ));
+    }
     if !services.is_empty() && services.iter().all(|s| s.forward == Forward::Dr) {
         settings.push(SysctlSetting::new(&["net", "ipv4", "ip_forward"], "0"));
     }

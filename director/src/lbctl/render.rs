@@ -114,6 +114,12 @@ pub fn render_table(status: &pb::StatusResponse) -> String {
         Ok(pb::DirectorRole::Standby) => {
             let _ = writeln!(out, "Director STANDBY (the peer holds the VIP)");
         }
+        Ok(pb::DirectorRole::Ecmp) => {
+            let _ = writeln!(
+                out,
+                "Director ECMP (active beside its peers behind the gateway's multipath route)"
+            );
+        }
         _ => {}
     }
     let _ = writeln!(out, "Prot LocalAddress:Port Scheduler Service");

@@ -33,6 +33,7 @@ pub fn role_word(role: i32) -> &'static str {
         Ok(pb::DirectorRole::Single) => "single",
         Ok(pb::DirectorRole::Active) => "active",
         Ok(pb::DirectorRole::Standby) => "standby",
+        Ok(pb::DirectorRole::Ecmp) => "ecmp",
         _ => "unknown",
     }
 }
@@ -51,8 +52,14 @@ fn active_line(views: &[View]) -> String {
     let single = answered
         .iter()
         .all(|(_, role)| *role == pb::DirectorRole::Single as i32);
+    let ecmp: Vec<String> = answered
+        .iter()
+        .filter(|(_, role)| *role == pb::DirectorRole::Ecmp as i32)
+        .map(|(v, _)| v.name())
+        .collect();
     match active.as_slice() {
         _ if answered.is_empty() => "Active: unknown (no director answered)".to_owned(),
+        [] if !ecmp.is_empty() => format!("Active: {} (ECMP, all at once)", ecmp.join(", ")),
         [] if single => "Active: every director owns its VIPs itself (no [ha])".to_owned(),
         [] => "Active: none (no director holds the VIPs)".to_owned(),
         [one] => format!("Active: {one}"),

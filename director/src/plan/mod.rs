@@ -3,11 +3,15 @@
 //! Pure, so every case is a table test. The order is the order of application: timeouts, then
 //! services, then destinations, then deletions. A destination that should go is first quiesced
 //! (weight 0) and deleted only once it has neither active nor inactive connections: the director
-//! never cuts an established session on its own. An unchanged table plans nothing.
+//! never cuts an established session on its own. An unchanged table plans nothing. The
+//! destinations of an mh service are planned by [`hashed`], which keeps their kernel order
+//! canonical.
 
 use lb_ipvs::{Destination, DestinationEntry, IpvsOp, Service, Timeouts};
 
 use crate::table::{DesiredTable, ObservedTable};
+
+mod hashed;
 
 pub fn plan(desired: &DesiredTable, observed: &ObservedTable) -> Vec<IpvsOp> {
     let mut ops = Vec::new();
@@ -25,6 +29,11 @@ pub fn plan(desired: &DesiredTable, observed: &ObservedTable) -> Vec<IpvsOp> {
     }
     let mut deletions = Vec::new();
     for (key, want) in &desired.services {
+        if hashed::is_hashed(&want.service.scheduler) {
+            let have = observed.services.get(key);
+            hashed::plan_destinations(*key, want, have, &mut ops, &mut deletions);
+            continue;
+        }
         let have = observed.services.get(key).map(|s| &s.destinations);
         for (dkey, dest) in &want.destinations {
             match have.and_then(|h| h.get(dkey)) {

@@ -51,14 +51,11 @@ fn observed(entries: &[DestinationEntry]) -> ObservedTable {
     ObservedTable {
         services: BTreeMap::from([(
             vip(),
-            ObservedService {
-                service: Service::new(vip(), "rr"),
-                stats: Default::default(),
-                destinations: entries
-                    .iter()
-                    .map(|e| (e.destination.key(), e.clone()))
-                    .collect(),
-            },
+            ObservedService::listed(
+                Service::new(vip(), "rr"),
+                Default::default(),
+                entries.to_vec(),
+            ),
         )]),
         ..ObservedTable::default()
     }

@@ -13,6 +13,26 @@ pub(in crate::host) fn service(interface: &str, vip: &str, forward: Forward) -> 
     }
 }
 
+/// The plan of a director that is not in ECMP mode.
+fn plan(services: &[ServiceVip]) -> Result<Vec<SysctlSetting>, SysctlError> {
+    super::plan(services, false)
+}
+
+#[test]
+fn ecmp_adds_sloppy_tcp_first() {
+    let plan = super::plan(&[service("lo", "192.0.2.54", Forward::Dr)], true).unwrap();
+    assert_eq!(
+        lines(&plan),
+        [
+            "net.ipv4.vs.sloppy_tcp=1",
+            "net.ipv4.ip_forward=0",
+            "net.ipv4.conf.all.send_redirects=1",
+            "net.ipv4.conf.default.send_redirects=1",
+            "net.ipv4.conf.lo.send_redirects=1",
+        ]
+    );
+}
+
 fn lines(plan: &[SysctlSetting]) -> Vec<String> {
     plan.iter().map(ToString::to_string).collect()
 }
