@@ -25,29 +25,33 @@ cargo build --release --locked -p lb-ipvs --features testing --bin ipvs-bench
 target=${CARGO_TARGET_DIR:-target}/release
 out=${LAB_OUT:-deploy/lab/out}
 deploy/lab/lab.sh run --timeout 1800 \
-  --bin "$target/lb-director" --bin "$target/lbctl" --bin "$target/ipvs-bench" "$scenario"
+  --bin "$target/lb-director" --bin "$target/lb-agent" --bin "$target/lbctl" \
+  --bin "$target/ipvs-bench" "$scenario"
 
-# BENCH <kind> <who>=<name> round=N entries=N seconds=S -> one row per kind and who.
+# BENCH <kind> <who>=<name> round=N entries=N seconds=S|kib=K -> one row per kind and who:
+# median, spread, p99 (the value at rank ceil(0.99 n): the largest below 100 runs).
 grep -a '^BENCH ' "$out/${scenario//\//-}.log" | tr -d '\r' | awk '
   {
     split($3, w, "="); who = w[2]; side = w[1]
-    split($6, s, "="); key = $2 SUBSEP side SUBSEP who
-    n[key]++; v[key, n[key]] = s[2]; entries[$2] = substr($5, 9)
+    split($6, s, "="); key = $2 SUBSEP side SUBSEP who SUBSEP $5
+    n[key]++; v[key, n[key]] = (s[1] == "kib") ? s[2] / 1024 : s[2]; unit[key] = (s[1] == "kib") ? "MiB" : "s"
     if (!(key in seen)) { seen[key] = 1; order[++keys] = key }
   }
-  function median(key,   i, j, t, a, m) {
+  function sort_values(key,   i, j, t, m) {
     m = n[key]
     for (i = 1; i <= m; i++) a[i] = v[key, i]
     for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-    lo[key] = a[1]; hi[key] = a[m]
-    return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    return m
   }
   END {
-    print "| benchmark | entries | who | median s | spread s | runs |"
-    print "|---|---|---|---|---|---|"
+    print "| benchmark | entries | who | median | spread | p99 | runs |"
+    print "|---|---|---|---|---|---|---|"
     for (k = 1; k <= keys; k++) {
       key = order[k]; split(key, p, SUBSEP)
-      med[key] = median(key)
-      printf "| %s | %s | %s%s | %.3f | %.3f to %.3f | %d |\n", p[1], entries[p[1]], (p[2] == "peer" ? "" : "lb: "), p[3], med[key], lo[key], hi[key], n[key]
+      m = sort_values(key)
+      med = (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+      r = int(0.99 * m); if (r < 0.99 * m) r++
+      f = (unit[key] == "s" && a[m] < 1) ? "%.4f" : "%.3f"
+      printf "| %s | %s | %s%s | " f " %s | " f " to " f " | " f " | %d |\n", p[1], substr(p[4], 9), (p[2] == "peer" ? "" : "lb: "), p[3], med, unit[key], a[1], a[m], a[r], m
     }
   }'

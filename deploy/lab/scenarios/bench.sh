@@ -7,7 +7,14 @@ fi
 BENCH_SERVICES=${BENCH_SERVICES:-100}
 BENCH_DESTS=${BENCH_DESTS:-10}
 BENCH_ROUNDS=${BENCH_ROUNDS:-1}
+BENCH_AGENT_RUNS=${BENCH_AGENT_RUNS:-3}
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
+# shellcheck source=bench/keepalived.sh
+source bench/keepalived.sh
+# shellcheck source=bench/agent.sh
+source bench/agent.sh
 bench_table
 bench_director
+bench_keepalived
+bench_agent

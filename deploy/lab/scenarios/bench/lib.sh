@@ -41,6 +41,16 @@ bench_line() {
   echo "BENCH $1 $2 round=$3 entries=$BENCH_ENTRIES seconds=$4"
 }
 
+# bench_rss_line WHO ROUND KIB: one memory result line (benchmark 5).
+bench_rss_line() {
+  echo "BENCH rss $1 round=$2 entries=$BENCH_ENTRIES kib=$3"
+}
+
+# bench_rss_kib PID: VmRSS of PID in kB (resident now, not the peak).
+bench_rss_kib() {
+  awk '$1 == "VmRSS:" { print $2; found = 1 } END { if (!found) print 0 }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
 # bench_ipvsadm NS ROUND WRITE READ TEST: ipvsadm -R of the rules into the fresh namespace NS,
 # then ipvsadm -S -n of it, reported as the peer rows WRITE and READ; a failure fails TEST.
 bench_ipvsadm() {
@@ -141,6 +151,9 @@ bench_director() {
     bench_director_start "bench-director-$round" "$dir" ||
       { fail bench::director "lb-director did not finish its first pass: $(tail -3 "$dir/log")"; return 1; }
     bench_line cold-start lb=lb-director "$round" "$(cat "$dir/seconds")"
+    # Its RSS holding the table after its first pass (one process: all that runs in the
+    # namespace), against keepalived's (bench/keepalived.sh).
+    bench_rss_line lb=lb-director "$round" "$(bench_rss_kib "$(ip netns pids "bench-director-$round")")"
     entries=$(bench_in "bench-director-$round" env LB_LAB_VM=1 ipvs-bench read | sed 's/.*entries=\([0-9]*\).*/\1/')
     if [ "$entries" != "$BENCH_ENTRIES" ]; then
       fail bench::director "after the first pass the kernel holds $entries entries, not $BENCH_ENTRIES"
