@@ -303,3 +303,90 @@ async fn status_over_two_directors_shows_each_view_and_their_differences() {
     assert!(stderr(&out).contains("1 of 2 directors did not answer"));
     a.stop().await.unwrap();
 }
+
+/// A director whose process is stuck: the kernel takes its connections, nothing answers.
+async fn stuck_director() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    url
+}
+
+/// Bounds a test on lbctl against a stuck director: lbctl hanging is the bug it looks for.
+async fn within_a_minute(run: impl std::future::Future<Output = Output>) -> Output {
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("lbctl hung on a director that does not answer")
+}
+
+#[tokio::test]
+async fn a_director_that_never_answers_fails_the_request_at_request_timeout() {
+    let stuck = stuck_director().await;
+    let out = within_a_minute(lbctl(&stuck, &["--request-timeout", "1s", "status"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "lbctl: the director at {stuck} accepted the connection but did not answer within \
+             1s (--request-timeout): it may be overloaded or stuck; its journal (journalctl -u \
+             lb-director) says more\n"
+        )
+    );
+    let out = within_a_minute(lbctl(&stuck, &["--request-timeout", "1s", "drain", "llc5"])).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    let out = lbctl(&stuck, &["--request-timeout", "soon", "status"]).await;
+    assert_eq!(out.status.code(), Some(2), "a usage error");
+    assert!(
+        stderr(&out).contains("--request-timeout"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// One stuck director of two: status shows the other's view and says one did not answer;
+/// an admin command goes to the other.
+#[tokio::test]
+async fn a_stuck_director_of_two_does_not_hold_up_status_or_a_drain() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = TestDirector::start(Arc::new(MemoryIpvs::new()), dir.path(), "6s").await;
+    join(&mut good.registry().await, "llc5", "10.0.0.11", 1).await;
+    let stuck = stuck_director().await;
+    let both = format!("{stuck},{}", good.url());
+    let run = |args: &'static [&'static str]| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lbctl"));
+        cmd.env("LBCTL_DIRECTOR", &both)
+            .env("LBCTL_REQUEST_TIMEOUT", "1s")
+            .args(args);
+        async move { within_a_minute(async { cmd.output().await.unwrap() }).await }
+    };
+
+    let out = run(&["status"]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stdout(&out).contains("llc5"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("did not answer within 1s"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = run(&["drain", "llc5"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did not answer within 1s (--request-timeout)")
+            && stderr(&out).contains("trying the next director"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        good.weight("10.0.0.11").await,
+        Some(0),
+        "drained on the director that answers"
+    );
+    good.stop().await.unwrap();
+}

@@ -8,7 +8,6 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use tokio::time::Instant;
 use tokio_stream::StreamExt;
-use tonic::transport::Channel;
 
 use lb_proto as pb;
 
@@ -17,19 +16,14 @@ use super::{clock, LbctlError, Output};
 /// Without a change, a plain line still comes this often, so a log shows the wait is alive.
 const PLAIN_EVERY: Duration = Duration::from_secs(30);
 
+/// Follows `stream` (the director's WatchDrain answer) until `name` has no active connection.
 pub(super) async fn wait_drained(
-    admin: &mut pb::admin_client::AdminClient<Channel>,
+    mut stream: tonic::Streaming<pb::DrainProgress>,
     name: &str,
     timeout: Duration,
     output: &mut Output<impl Write>,
 ) -> Result<(), LbctlError> {
     let mut interrupts = super::interrupts()?;
-    let mut stream = admin
-        .watch_drain(pb::WatchDrainRequest {
-            name: name.to_owned(),
-        })
-        .await?
-        .into_inner();
     let started = Instant::now();
     let deadline = started + timeout;
     let mut report = if output.terminal {

@@ -53,6 +53,10 @@ pub struct Cli {
     /// Client key (PEM), for https.
     #[arg(long, env = "LBCTL_KEY", global = true)]
     pub key: Option<PathBuf>,
+    /// Give up on a director that has not answered a request after this long ("10s", "1m"):
+    /// a director that accepts connections but is stuck must not hang a script.
+    #[arg(long, env = "LBCTL_REQUEST_TIMEOUT", global = true, default_value = "10s", value_parser = duration::parse)]
+    pub request_timeout: Duration,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -144,7 +148,8 @@ Several directors:
 
 Exit status:
   0    done (drain --wait: the realserver has no active connection left)
-  1    refused, unreachable, or drain --wait gave up at --timeout or lost the director
+  1    refused, unreachable, no answer within --request-timeout, or drain --wait
+       gave up at --timeout or lost the director
   2    usage error
   3    status over several directors: some did not answer (the others are shown)
   4    status over several directors: all answered, their views differ
@@ -200,6 +205,8 @@ pub enum LbctlError {
     BadUrl(String),
     #[error("cannot reach the director at {target}: {reason}")]
     Unreachable { target: Target, reason: String },
+    #[error("the director at {target} accepted the connection but did not answer within {} (--request-timeout): it may be overloaded or stuck; its journal (journalctl -u lb-director) says more", duration::format(*.after))]
+    NoAnswer { target: Target, after: Duration },
     #[error("an https director needs --ca, --cert and --key (or LBCTL_CA, LBCTL_CERT, LBCTL_KEY)")]
     TlsFilesMissing,
     #[error("{0}")]
@@ -244,7 +251,7 @@ impl LbctlError {
     /// worth asking again later, where a refusal or a bad flag is not.
     fn is_transient(&self) -> bool {
         match self {
-            LbctlError::Unreachable { .. } => true,
+            LbctlError::Unreachable { .. } | LbctlError::NoAnswer { .. } => true,
             LbctlError::Refused(status) => matches!(
                 status.code(),
                 tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
@@ -293,6 +300,35 @@ fn clock(duration: Duration) -> String {
     }
 }
 
+/// A director that does not take the connection this soon is away.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The message of a request that ran into the channel's timeout (`Endpoint::timeout`): tonic
+/// turns its `TimeoutExpired` into `Status::cancelled` with these words, and nothing else of
+/// lbctl's cancels a request.
+const TIMEOUT_EXPIRED: &str = "Timeout expired";
+
+/// The answer to one request to `target`, with a request that timed out told apart from a
+/// refusal: "Timeout expired" alone does not tell the operator what happened.
+fn answer<T>(
+    cli: &Cli,
+    target: &Target,
+    reply: Result<tonic::Response<T>, tonic::Status>,
+) -> Result<T, LbctlError> {
+    match reply {
+        Ok(reply) => Ok(reply.into_inner()),
+        Err(status)
+            if status.code() == tonic::Code::Cancelled && status.message() == TIMEOUT_EXPIRED =>
+        {
+            Err(LbctlError::NoAnswer {
+                target: target.clone(),
+                after: cli.request_timeout,
+            })
+        }
+        Err(status) => Err(LbctlError::Refused(status)),
+    }
+}
+
 async fn connect(cli: &Cli) -> Result<Channel, LbctlError> {
     connect_to(cli, &cli.target()).await
 }
@@ -308,6 +344,8 @@ async fn connect_to(cli: &Cli, target: &Target) -> Result<Channel, LbctlError> {
             // The URI is a placeholder: the connector below always dials the socket.
             let path = path.clone();
             Endpoint::from_static("http://admin.sock")
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(cli.request_timeout)
                 .connect_with_connector(tower::service_fn(move |_: Uri| {
                     let path = path.clone();
                     async move {
@@ -321,7 +359,8 @@ async fn connect_to(cli: &Cli, target: &Target) -> Result<Channel, LbctlError> {
         Target::Url(url) => {
             let mut endpoint = Endpoint::from_shared(url.clone())
                 .map_err(|_| LbctlError::BadUrl(url.clone()))?
-                .connect_timeout(Duration::from_secs(3));
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(cli.request_timeout);
             if url.starts_with("https://") {
                 let (Some(ca), Some(cert), Some(key)) = (&cli.ca, &cli.cert, &cli.key) else {
                     return Err(LbctlError::TlsFilesMissing);
@@ -370,14 +409,35 @@ pub async fn run(cli: Cli, output: &mut Output<impl Write>) -> Result<(), LbctlE
         }
         _ => {}
     }
-    let channel = first_answering(&cli).await?;
-    let mut admin = pb::admin_client::AdminClient::new(channel);
+    // An admin change through any director reaches the others through their peer exchange, so
+    // the first director that answers will do; one that is away or stuck is skipped.
+    let targets = cli.targets();
+    let mut last = None;
+    for target in &targets {
+        match run_on(&cli, target, output).await {
+            Err(error) if error.is_transient() && targets.len() > 1 => {
+                eprintln!("lbctl: {error}; trying the next director");
+                last = Some(error);
+            }
+            done => return done,
+        }
+    }
+    Err(last.unwrap_or(LbctlError::NoneAnswered { of: targets.len() }))
+}
+
+/// One command (not `certs`, not status over several directors) asked of one director.
+async fn run_on(
+    cli: &Cli,
+    target: &Target,
+    output: &mut Output<impl Write>,
+) -> Result<(), LbctlError> {
+    let mut admin = pb::admin_client::AdminClient::new(connect_to(cli, target).await?);
     let out = &mut output.out;
-    match cli.command {
+    match &cli.command {
         Command::Certs(_) => {}
         Command::Status { json, .. } => {
-            let status = admin.status(pb::StatusRequest {}).await?.into_inner();
-            if json {
+            let status = answer(cli, target, admin.status(pb::StatusRequest {}).await)?;
+            if *json {
                 writeln!(out, "{}", render_json(&status))?;
             } else {
                 write!(out, "{}", render_table(&status))?;
@@ -388,43 +448,31 @@ pub async fn run(cli: Cli, output: &mut Output<impl Write>) -> Result<(), LbctlE
             wait,
             timeout,
         } => {
-            let reply = admin.drain(pb::DrainRequest { name: name.clone() }).await?;
-            writeln!(out, "{}", reply.into_inner().message)?;
+            let request = pb::DrainRequest { name: name.clone() };
+            let reply = answer(cli, target, admin.drain(request).await)?;
+            writeln!(out, "{}", reply.message)?;
             out.flush()?;
-            if wait {
-                drain::wait_drained(&mut admin, &name, timeout, output).await?;
+            if *wait {
+                let watch = pb::WatchDrainRequest { name: name.clone() };
+                let stream = answer(cli, target, admin.watch_drain(watch).await)?;
+                drain::wait_drained(stream, name, *timeout, output).await?;
             }
         }
         Command::Undrain { name } => {
-            let reply = admin.undrain(pb::UndrainRequest { name }).await?;
-            writeln!(out, "{}", reply.into_inner().message)?;
+            let request = pb::UndrainRequest { name: name.clone() };
+            let reply = answer(cli, target, admin.undrain(request).await)?;
+            writeln!(out, "{}", reply.message)?;
         }
         Command::Weight { name, weight } => {
-            let reply = admin
-                .set_weight(pb::SetWeightRequest { name, weight })
-                .await?;
-            writeln!(out, "{}", reply.into_inner().message)?;
+            let request = pb::SetWeightRequest {
+                name: name.clone(),
+                weight: *weight,
+            };
+            let reply = answer(cli, target, admin.set_weight(request).await)?;
+            writeln!(out, "{}", reply.message)?;
         }
     }
     Ok(())
-}
-
-/// A channel to the first director that can be reached, in the order given: an admin
-/// change through any director reaches the others through their peer exchange.
-async fn first_answering(cli: &Cli) -> Result<Channel, LbctlError> {
-    let targets = cli.targets();
-    let mut last = None;
-    for target in &targets {
-        match connect_to(cli, target).await {
-            Ok(channel) => return Ok(channel),
-            Err(error) if error.is_transient() && targets.len() > 1 => {
-                eprintln!("lbctl: {error}; trying the next director");
-                last = Some(error);
-            }
-            Err(error) => return Err(error),
-        }
-    }
-    Err(last.unwrap_or(LbctlError::NoneAnswered { of: targets.len() }))
 }
 
 /// `lbctl status` over several directors, asked at once.
@@ -434,7 +482,7 @@ async fn status_of_several(cli: &Cli, json: bool, out: &mut impl Write) -> Resul
         let answer = async {
             let channel = connect_to(cli, target).await?;
             let mut admin = pb::admin_client::AdminClient::new(channel);
-            Ok::<_, LbctlError>(admin.status(pb::StatusRequest {}).await?.into_inner())
+            answer(cli, target, admin.status(pb::StatusRequest {}).await)
         }
         .await;
         several::View {

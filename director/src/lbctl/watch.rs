@@ -9,7 +9,7 @@ use tokio::time::MissedTickBehavior;
 
 use lb_proto as pb;
 
-use super::{connect, render, Cli, LbctlError, Output};
+use super::{answer, connect, render, Cli, LbctlError, Output};
 
 /// Clears a terminal and puts the cursor top left (what `clear` prints, less the scrollback).
 const CLEAR: &str = "\x1b[H\x1b[2J";
@@ -95,7 +95,11 @@ async fn status(
         Some(client) => client,
         None => admin.insert(pb::admin_client::AdminClient::new(connect(cli).await?)),
     };
-    Ok(client.status(pb::StatusRequest {}).await?.into_inner())
+    answer(
+        cli,
+        &cli.target(),
+        client.status(pb::StatusRequest {}).await,
+    )
 }
 
 /// "2026-12-02 01:55:00 UTC": the time of a refresh, so a frozen screen is noticed.
