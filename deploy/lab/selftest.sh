@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the lab's own verdicts with the scenarios in scenarios/lab-selftest: a reported
-# failure, a scenario that dies, one that reports nothing and a hung VM must all make
-# `lab.sh run` fail, each with a line that says why. Takes four VM boots.
+# failure, a scenario that dies, one that reports nothing, a hung scenario (the VM's watchdog
+# stops it and shows the daemons' logs) and a hung VM must all make `lab.sh run` fail, each
+# with a line that says why. Takes five VM boots.
 set -euo pipefail
 
 LAB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lab.sh
@@ -43,9 +44,14 @@ expect dying-scenario-fails has_line "$out" "  FAIL lab-selftest/dies: scenario 
 expect silent-scenario-fails grep -q "^  FAIL lab-selftest/silent: scenario reported no result" "$out"
 expect summary-counts has_line "$out" "lab: 2 passed, 3 failed"
 
-status=$(run_lab "$out" --timeout 60 lab-selftest/hangs)
+# 100 s: the watchdog acts 30 s before the timeout, and a loaded machine takes up to 40 s to
+# reach the scenario.
+status=$(run_lab "$out" --timeout 100 lab-selftest/hangs lab-selftest/hangs-hard)
 expect hung-run-exits-1 test "$status" = 1
-expect hung-vm-killed grep -q "^  FAIL lab-selftest/hangs: VM did not finish within 60 s and was killed" "$out"
+expect watchdog-reports-hang grep -q "^  FAIL watchdog: scenario lab-selftest/hangs still running" "$out"
+expect watchdog-shows-logs has_line "$out" "watchdog| ticker-started"
+expect hung-scenario-ended grep -q "^lab: lab-selftest/hangs: scenario lab-selftest/hangs ended" "$out"
+expect hard-hung-vm-killed grep -q "^  FAIL lab-selftest/hangs-hard: VM did not finish within 100 s and was killed" "$out"
 
 status=$(run_lab "$out" no-such-scenario)
 expect unknown-scenario-is-usage-error test "$status" = 2

@@ -88,7 +88,8 @@ boot_scenario() {
   timeout=$(scenario_timeout "$scenario_name" "$3")
   local log=$LAB_OUT/${scenario_name//\//-}.log started=$SECONDS timed_out=no
   results_seen=0
-  qemu_command "$kver" "$image" "lab.scenario=$scenario_name"
+  # The VM's watchdog reports a hung scenario, with its logs, before this timeout kills it.
+  qemu_command "$kver" "$image" "lab.scenario=$scenario_name lab.timeout=$timeout"
   echo "lab: $scenario_name: booting a fresh VM (timeout $timeout s, console in $log)"
   # Made here, not by the redirection below: that one happens in the background, and the
   # first look at the log may come before it.

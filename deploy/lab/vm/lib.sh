@@ -14,6 +14,10 @@ CLIENT=10.0.0.10
 LAB_HOSTS="client llclb1 llc5 llc6"
 LAB_SCENARIO_DIR=/opt/lb/scenarios
 export VIP DIP RIP5 RIP6 CLIENT LAB_HOSTS LAB_SCENARIO_DIR
+# The emulated CPU of a loaded machine is many times slower than a director host: lbctl's
+# request timeout (10 s by default) allows for it here. A director that hangs still fails.
+LBCTL_REQUEST_TIMEOUT=30s
+export LBCTL_REQUEST_TIMEOUT
 
 LAB_RUN=/run/lab
 mkdir -p "$LAB_RUN" /var/log/lab
