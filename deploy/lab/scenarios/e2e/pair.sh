@@ -210,17 +210,18 @@ start_directors() {
 }
 
 # start_agents: lb-agent on llc5 and llc6 from $HA_CONF; PASS bring-up once both are weight 1
-# in both tables (FAIL and status 1 after 60 s).
+# in both tables (FAIL and status 1 after 120 s: with other VMs and builds on the two cores,
+# registering with both directors has taken 84 s, iptables in the agents over 3 s a call).
 start_agents() {
   t0=$(now)
   for rs in llc5 llc6; do
     start_bg "$rs" "agent-$rs" lb-agent --config "$HA_CONF/agent-$rs.toml" >/dev/null
   done
-  if wait_until 60 all_registered; then
+  if wait_until 120 all_registered; then
     echo "llc5 and llc6 in both tables $(elapsed_since "$t0") s after their agents started"
     pass bring-up
   else
-    fail bring-up "after 60 s: llclb1 '$(dest_on llclb1 "$RIP5")' '$(dest_on llclb1 "$RIP6")', llclb2 '$(dest_on llclb2 "$RIP5")' '$(dest_on llclb2 "$RIP6")'"
+    fail bring-up "after 120 s: llclb1 '$(dest_on llclb1 "$RIP5")' '$(dest_on llclb1 "$RIP6")', llclb2 '$(dest_on llclb2 "$RIP5")' '$(dest_on llclb2 "$RIP6")'"
     return 1
   fi
 }
