@@ -22,7 +22,7 @@ retries() {
 bring_up
 open_busy_session
 open_session_to second "$VIP" 4
-second=$(echo_to second hello)
+second=$(echo_to second hello "$SESSION_OPEN_SECS")
 if [ "$second" = llc5 ] || [ "$second" = llc6 ]; then
   pass second-session-opens
   echo "the second session is served by $second"

@@ -235,13 +235,14 @@ fi
 
 # --- 2. a reload retires a service with a session open on it ----------------------------------------
 open_session_to alt "$VIP2" 4
-alt_busy=$(echo_to alt hello)
+alt_busy=$(echo_to alt hello "$SESSION_OPEN_SECS")
 if [ "$alt_busy" = llc5 ] || [ "$alt_busy" = llc6 ]; then
   pass alt-session-opens
   echo "the session on llc-alt is served by $alt_busy"
 else
-  fail alt-session-opens "no answer from a session to $VIP2"
+  fail alt-session-opens "no answer from a session to $VIP2 in $SESSION_OPEN_SECS s"
   output_of_session alt
+  lbctl_op status
 fi
 write_director "" llclb1
 t0=$(now)

@@ -274,6 +274,11 @@ expect_sessions() {
 # A long-lived ssh session from the client to the VIP, one at a time, on file descriptor 3:
 # every line sent comes back prefixed with the serving host's name.
 
+# How long a new session's first answer may take: the connection, the key exchange and the
+# login. On the emulated CPU beside another VM that has taken more than 20 s (e2e-reload in
+# CI), while the session then answered and closed normally.
+SESSION_OPEN_SECS=60
+
 # open_session: opens it; $session_pid is its ssh process.
 open_session() {
   rm -f "$LAB_RUN/session.in" "$LAB_RUN/session.out"
@@ -313,7 +318,7 @@ open_session_on() {
   while [ "$_e2e_tries" -lt 4 ]; do
     [ "$_e2e_tries" = 0 ] || close_session 20
     open_session
-    session_host=$(session_echo "hello-$_e2e_tries")
+    session_host=$(session_echo "hello-$_e2e_tries" "$SESSION_OPEN_SECS")
     [ "$session_host" = "$1" ] && return 0
     _e2e_tries=$((_e2e_tries + 1))
   done
@@ -325,7 +330,7 @@ open_session_on() {
 # session opens, since every later step relies on it.
 open_busy_session() {
   open_session
-  busy=$(session_echo hello)
+  busy=$(session_echo hello "$SESSION_OPEN_SECS")
   if [ "$busy" != llc5 ] && [ "$busy" != llc6 ]; then
     fail long-session-opens "no answer from a session through the VIP"
     session_output
