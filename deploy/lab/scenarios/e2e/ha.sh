@@ -1,20 +1,25 @@
 # The two-director topology of issue 12 with keepalived for a scenario (busybox sh, sourced
 # after e2e/lib.sh): e2e/pair.sh's llclb2 and helpers, deploy/ha's own configs (at
 # /opt/lb/deploy-ha in the VM) with the lab's addresses put in, and keepalived's parts.
-# e2e-ha tests with it, demo-ha narrates with it. Sourcing it builds the topology and writes
-# the configs; ha_bring_up starts both directors, keepalived (llclb1 first) and both agents.
+# e2e-ha tests with it, demo-ha narrates with it, runbook-ha uses its keepalived helpers.
+# Sourcing it builds the topology; ha_configs writes the configs, ha_bring_up starts both
+# directors, keepalived (llclb1 first) and both agents.
 
 # shellcheck source=e2e/pair.sh
 . ./e2e/pair.sh
-pair_configs "$HA_DEPLOY"
-for lb in llclb1 llclb2; do
-  # No systemd in the lab: the track script (lb-director's health) is a director-is-alive
-  # check on this director's PID file instead of systemctl's.
-  lab_addresses "$HA_DEPLOY/keepalived-$lb.conf" |
-    sed -e "s|\"/bin/systemctl is-active --quiet lb-director.service\"|\"/opt/lb/scenarios/e2e-ha/director-alive $lb\"|" \
-      >"$HA_CONF/keepalived-$lb.conf"
-done
-check configs-valid lb-director --check --config "$HA_CONF/director-llclb1.toml"
+
+# ha_configs: deploy/ha's files for the lab into $HA_CONF, keepalived's without systemd: the
+# track script (lb-director's health) is a director-is-alive check on this director's PID
+# file instead of systemctl's.
+ha_configs() {
+  pair_configs "$HA_DEPLOY"
+  for lb in llclb1 llclb2; do
+    lab_addresses "$HA_DEPLOY/keepalived-$lb.conf" |
+      sed -e "s|\"/bin/systemctl is-active --quiet lb-director.service\"|\"/opt/lb/scenarios/e2e-ha/director-alive $lb\"|" \
+        >"$HA_CONF/keepalived-$lb.conf"
+  done
+  check configs-valid lb-director --check --config "$HA_CONF/director-llclb1.toml"
+}
 
 # --- keepalived's side ----------------------------------------------------------------------------
 
@@ -78,6 +83,7 @@ start_keepalived() {
 # ha_bring_up: both directors, keepalived on llclb1 then llclb2, the agents; a result line for
 # each step; returns non-zero when the topology did not come up.
 ha_bring_up() {
+  ha_configs
   start_directors || return 1
   check standby-adds-no-vip no_vip_on llclb1
   # keepalived on llclb1 first, so it is the first MASTER (both are BACKUP with nopreempt).

@@ -19,25 +19,34 @@ lab_addresses() {
     -e 's/129\.129\.190\.176/10.0.0.12/g' "$@"
 }
 
+# pair_director_config DIR LB: DIR's director-LB.toml for the lab, on stdout. The emulated
+# CPU, shared with other VMs, takes seconds for an SSH banner now and then: probes that allow
+# for it, so that the health of both tables changes only when sshd does.
+pair_director_config() {
+  lab_addresses "$1/director-$2.toml" |
+    sed -e 's|^interval = "3s"|interval = "4s"|' -e 's|^timeout = "2s"|timeout = "3500ms"|' \
+      -e 's|^fall = 2|fall = 3|'
+}
+
+# pair_agent_config DIR RS: DIR's agent.toml (written for llc5) for realserver RS, on stdout.
+pair_agent_config() {
+  lab_addresses "$1/agent.toml" |
+    sed -e "s/\"llc5\"/\"$2\"/" -e "s/10\.0\.0\.11/$(rip_of "$2")/" -e "s/llc5\./$2./g"
+}
+
 # pair_configs DIR: DIR's director-llclb1.toml, director-llclb2.toml and agent.toml into
 # $HA_CONF (director-LB.toml, agent-llc5.toml, agent-llc6.toml) for the lab.
 pair_configs() {
   for _pair_lb in llclb1 llclb2; do
     # Both directors share the VM's files: each its own state and admin socket.
-    # The emulated CPU, shared with other VMs, takes seconds for an SSH banner now and then:
-    # probes that allow for it, so that the health of both tables changes only when sshd does.
-    lab_addresses "$1/director-$_pair_lb.toml" |
+    pair_director_config "$1" "$_pair_lb" |
       sed -e "s|\"/var/lib/lb-director\"|\"/var/lib/lb-director-$_pair_lb\"|" \
         -e "s|\"/run/lb-director/admin.sock\"|\"/run/lb-director-$_pair_lb/admin.sock\"|" \
-        -e 's|^interval = "3s"|interval = "4s"|' -e 's|^timeout = "2s"|timeout = "3500ms"|' \
-        -e 's|^fall = 2|fall = 3|' \
         >"$HA_CONF/director-$_pair_lb.toml"
     mkdir -p "/run/lb-director-$_pair_lb"
   done
   for _pair_rs in llc5 llc6; do
-    lab_addresses "$1/agent.toml" |
-      sed -e "s/\"llc5\"/\"$_pair_rs\"/" -e "s/10\.0\.0\.11/$(rip_of "$_pair_rs")/" \
-        -e "s/llc5\./$_pair_rs./g" >"$HA_CONF/agent-$_pair_rs.toml"
+    pair_agent_config "$1" "$_pair_rs" >"$HA_CONF/agent-$_pair_rs.toml"
   done
 }
 
