@@ -2,7 +2,8 @@
 # lb (binaries at the packages' paths, /etc/lb of each host its own, the CA on an admin host,
 # the daemons as "units" of the lab's systemctl), then every command of the runbook runs on the
 # host it names, in order, with the hidden checks the runbook carries (runbook/lib.sh). A
-# renamed flag, a changed output or a procedure that no longer works fails here.
+# renamed flag, a changed output or a procedure that no longer works fails here. The section
+# on an HA pair needs two directors and keepalived: runbook-ha runs it.
 # About 2 minutes beside a build, 4.5 with four VMs and builds sharing two cores.
 # lab-timeout: 600
 
@@ -14,31 +15,7 @@
 . ./runbook/lib.sh
 trap logs_if_failed EXIT
 
-# install_host HOST CONFIG NAME: HOST's own /etc/lb (the CA certificate, its own certificate
-# and key, CONFIG as NAME), the lb package that host has.
-install_host() {
-  _etc=$(etc_of "$1")
-  mkdir -p "$_etc/tls" "$LAB_RUN/units/$1"
-  chmod 700 "$_etc/tls"
-  cp "$LAB_PKI/ca.pem" "$LAB_PKI/$1.pem" "$LAB_PKI/$1.key" "$_etc/tls/"
-  cp "$2" "$_etc/$3"
-  case $3 in
-    director.toml) echo lb-director ;;
-    agent.toml) echo lb-agent ;;
-  esac >"$LAB_RUN/units/$1/packages"
-}
-
-# The packages' paths (deploy/package.sh): the units and the runbook name these. scp runs ssh
-# by its Debian path.
-ln -s /opt/lb/bin/lb-director /usr/sbin/lb-director
-ln -s /opt/lb/bin/lb-agent /usr/sbin/lb-agent
-ln -s /opt/lb/bin/lbctl /usr/bin/lbctl
-ln -s /usr/sbin/ssh /usr/bin/ssh
-# scp speaks SFTP (OpenSSH 9), which the lab's sshd_config leaves out; Debian's has it. Every
-# sshd starts again below and reads it.
-echo "Subsystem sftp /usr/lib/openssh/sftp-server" >>/etc/ssh/sshd_config
-# The admin host (the lab's client) keeps the CA and every certificate it issued, in ~/lb-ca.
-cp -a "$LAB_PKI" /root/lb-ca
+runbook_install_paths
 # The seed's service with a health check.
 steady_health_config "$LAB_RUN/director.toml"
 install_host llclb1 "$LAB_RUN/director.toml" director.toml
@@ -59,4 +36,4 @@ else
   exit 1
 fi
 
-runbook_run /opt/lb/docs/operations.md
+runbook_run /opt/lb/docs/operations.md except "Update of an HA pair"

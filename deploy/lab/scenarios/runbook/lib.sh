@@ -25,15 +25,20 @@ RUNBOOK_OUT=$RUNBOOK_DIR/last.out
 # The prose's commands that must appear in a step: inline code starting with one of these.
 RUNBOOK_COMMANDS="lbctl systemctl journalctl curl ipvsadm ssh scp iptables apt-get reboot openssl lb-director lb-agent"
 
-# runbook_extract DOC: DOC's steps and hidden blocks as $RUNBOOK_DIR/NNN.{step,setup,check}
-# with NNN.meta ("HOST NAME LINE" for a step, "- NAME LINE" for the others), the address map
-# as a sed script, the prose's commands; problems in $RUNBOOK_DIR/errors.
+# runbook_extract DOC [only|except TITLE]: DOC's steps and hidden blocks as
+# $RUNBOOK_DIR/NNN.{step,setup,check} with NNN.meta ("HOST NAME LINE" for a step, "- NAME LINE"
+# for the others), the address map as a sed script, the prose's commands; problems in
+# $RUNBOOK_DIR/errors. With `only TITLE` the blocks and quoted commands of the section headed
+# `## TITLE` alone are taken, with `except TITLE` those of every other section (a scenario of
+# its own runs a section that needs another topology); every section is checked for problems.
 runbook_extract() {
   rm -rf "$RUNBOOK_DIR"
   mkdir -p "$RUNBOOK_DIR"
-  awk -v dir="$RUNBOOK_DIR" -v commands="$RUNBOOK_COMMANDS" '
+  awk -v dir="$RUNBOOK_DIR" -v commands="$RUNBOOK_COMMANDS" -v filter="${2:-}" -v title="${3:-}" '
     function problem(msg) { print "docs/operations.md line " NR ": " msg > (dir "/errors") }
     function open_chunk(kind, host) {
+      # A block of a section left out is read (for its problems) but not kept.
+      if (!taken) return
       n++
       file = sprintf("%s/%03d.%s", dir, n, kind)
       printf "" > file
@@ -41,10 +46,17 @@ runbook_extract() {
       else print "-", slug "-" kind, NR > (file ".meta")
       close(file ".meta")
     }
-    BEGIN { split(commands, c, " "); for (i in c) known[c[i]] = 1; slug = "preface" }
+    BEGIN {
+      split(commands, c, " "); for (i in c) known[c[i]] = 1; slug = "preface"
+      taken = (filter != "only")
+    }
     mode == "" && /^## / {
+      heading = substr($0, 4)
+      if (filter == "only") taken = (heading == title)
+      else if (filter == "except") taken = (heading != title)
+      if (heading == title) titled = 1
       # The first three words name the steps of a section: rolling-update-of-2.
-      split(tolower(substr($0, 4)), words, /[^a-z0-9]+/)
+      split(tolower(heading), words, /[^a-z0-9]+/)
       slug = words[1]; for (i = 2; i <= 3 && words[i] != ""; i++) slug = slug "-" words[i]
       step = 0
       next
@@ -62,15 +74,15 @@ runbook_extract() {
       }
       next
     }
-    (mode == "step" || mode == "skip") && /^```[ \t]*$/ { if (mode == "step") close(file); mode = ""; next }
-    mode == "step" { print > file; next }
+    (mode == "step" || mode == "skip") && /^```[ \t]*$/ { if (mode == "step" && taken) close(file); mode = ""; next }
+    mode == "step" { if (taken) print > file; next }
     mode == "skip" { next }
     mode == "" && /^<!-- lab-(setup|check)[ \t]*$/ {
       kind = $0; sub(/^<!-- lab-/, "", kind); sub(/[ \t]*$/, "", kind)
       open_chunk(kind, ""); mode = "hidden"; next
     }
-    mode == "hidden" && /^-->[ \t]*$/ { close(file); mode = ""; next }
-    mode == "hidden" { print > file; next }
+    mode == "hidden" && /^-->[ \t]*$/ { if (taken) close(file); mode = ""; next }
+    mode == "hidden" { if (taken) print > file; next }
     mode == "" && /^<!-- *lab/ { problem("a lab comment must be <!-- lab-setup or <!-- lab-check alone on its line") }
     # A row of the preface table: the seed address, then the lab address, each in backticks.
     mode == "" && /^\|/ {
@@ -83,7 +95,7 @@ runbook_extract() {
         print "s/(^|[^0-9.])" seed "([^0-9]|$)/\\1" addr[2] "\\2/g" > (dir "/addresses.sed")
       }
     }
-    mode == "" {
+    mode == "" && taken {
       line = $0
       while (match(line, /`[^`]+`/)) {
         span = substr(line, RSTART + 1, RLENGTH - 2); line = substr(line, RSTART + RLENGTH)
@@ -91,7 +103,10 @@ runbook_extract() {
         if (w[1] in known) print span > (dir "/prose")
       }
     }
-    END { if (mode != "") problem("a block or lab comment is not closed at the end of the file") }
+    END {
+      if (mode != "") problem("a block or lab comment is not closed at the end of the file")
+      if (filter != "" && !titled) problem("no section headed ## " title)
+    }
   ' "$1"
   touch "$RUNBOOK_DIR/addresses.sed" "$RUNBOOK_DIR/prose"
 }
@@ -157,9 +172,10 @@ runbook_check() {
   fi
 }
 
-# runbook_run DOC: extracts and runs DOC; PASS/FAIL for the whole in runbook-complete.
+# runbook_run DOC [only|except TITLE]: extracts and runs DOC (or the sections runbook_extract
+# takes); PASS/FAIL for the whole in runbook-complete.
 runbook_run() {
-  runbook_extract "$1"
+  runbook_extract "$@"
   if [ -s "$RUNBOOK_DIR/errors" ]; then
     fail runbook-parses "$(tr '\n' ';' <"$RUNBOOK_DIR/errors")"
     return 1
@@ -188,6 +204,37 @@ runbook_run() {
     return 1
   fi
   pass runbook-complete
+}
+
+# --- the lab installed as a site runs lb (runbook.sh, runbook-ha.sh) --------------------------
+
+# runbook_install_paths: the binaries at the packages' paths (deploy/package.sh), which the
+# units and the runbook name; sshd's SFTP; the admin host's ~/lb-ca.
+runbook_install_paths() {
+  ln -s /opt/lb/bin/lb-director /usr/sbin/lb-director
+  ln -s /opt/lb/bin/lb-agent /usr/sbin/lb-agent
+  ln -s /opt/lb/bin/lbctl /usr/bin/lbctl
+  # scp runs ssh by its Debian path.
+  ln -s /usr/sbin/ssh /usr/bin/ssh
+  # scp speaks SFTP (OpenSSH 9), which the lab's sshd_config leaves out; Debian's has it.
+  # Every sshd must start again (as a unit) to read it.
+  echo "Subsystem sftp /usr/lib/openssh/sftp-server" >>/etc/ssh/sshd_config
+  # The admin host (the lab's client) keeps the CA and every certificate it issued, in ~/lb-ca.
+  cp -a "$LAB_PKI" /root/lb-ca
+}
+
+# install_host HOST CONFIG NAME: HOST's own /etc/lb (the CA certificate, its own certificate
+# and key, CONFIG as NAME), the lb package that host has.
+install_host() {
+  _etc=$(etc_of "$1")
+  mkdir -p "$_etc/tls" "$LAB_RUN/units/$1"
+  chmod 700 "$_etc/tls"
+  cp "$LAB_PKI/ca.pem" "$LAB_PKI/$1.pem" "$LAB_PKI/$1.key" "$_etc/tls/"
+  cp "$2" "$_etc/$3"
+  case $3 in
+    director.toml) echo lb-director ;;
+    agent.toml) echo lb-agent ;;
+  esac >"$LAB_RUN/units/$1/packages"
 }
 
 # --- for the hidden blocks ---------------------------------------------------------------------
@@ -236,4 +283,10 @@ end_session_when() {
     wait_until "$RUNBOOK_STEP_TIMEOUT" "$@"
   ) &
   exec 3>&-
+}
+
+# first_pass_applied_nothing: the last "first reconcile done" line of the last step's output
+# says the start wrote nothing to the kernel.
+first_pass_applied_nothing() {
+  grep 'first reconcile done' "$RUNBOOK_OUT" | tail -n 1 | grep -q 'applied=0 failed=0'
 }

@@ -1,5 +1,6 @@
 # The lab's stand-in for systemd (the VM has none), shared by the shims in shims/: the units an
-# operator of lb names, what each one runs, where its "journal" is, when it counts as started.
+# operator of lb names (and keepalived, beside lb-director on the directors of an HA pair), what
+# each one runs, where its "journal" is, when it counts as started.
 # Sourced by the shims (busybox sh) in the host they run in; a host is its UTS name.
 # shellcheck shell=sh disable=SC2034 # the variables set here are for the shims
 
@@ -14,18 +15,27 @@ unit_name() {
     lb-director) echo lb-director ;;
     lb-agent) echo lb-agent ;;
     ssh | sshd) echo ssh ;;
+    keepalived) echo keepalived ;;
     *)
-      echo "lab: unit $1 is not one the lab runs (lb-director, lb-agent, ssh)" >&2
+      echo "lab: unit $1 is not one the lab runs (lb-director, lb-agent, ssh, keepalived)" >&2
       return 1
       ;;
   esac
 }
 
 # unit_log UNIT: the file the unit's output goes to (what journalctl -u shows). The names are
-# the e2e scenarios' (director.log, agent-HOST.log, sshd-HOST.log), so their helpers read them.
+# the e2e scenarios' (director.log for llclb1's director, director-HOST.log for another's,
+# agent-HOST.log, sshd-HOST.log, keepalived-HOST.log), so their helpers read them.
 unit_log() {
   case $1 in
-    lb-director) echo /var/log/lab/director.log ;;
+    lb-director)
+      if [ "$(hostname)" = llclb1 ]; then
+        echo /var/log/lab/director.log
+      else
+        echo "/var/log/lab/director-$(hostname).log"
+      fi
+      ;;
+    keepalived) echo "/var/log/lab/keepalived-$(hostname).log" ;;
     lb-agent) echo "/var/log/lab/agent-$(hostname).log" ;;
     ssh) echo "/var/log/lab/sshd-$(hostname).log" ;;
   esac
@@ -39,12 +49,13 @@ unit_pidfile() {
   esac
 }
 
-# unit_timeout UNIT: TimeoutStopSec of its unit file (deploy/systemd), sshd's Debian default.
+# unit_timeout UNIT: TimeoutStopSec of its unit file (deploy/systemd), the Debian default of
+# sshd's and keepalived's.
 unit_timeout() {
   case $1 in
     lb-director) echo 30 ;;
     lb-agent) echo 20 ;;
-    ssh) echo 90 ;;
+    ssh | keepalived) echo 90 ;;
   esac
 }
 
@@ -60,6 +71,15 @@ unit_start() {
       ;;
     lb-director) set -- /usr/sbin/lb-director --config /etc/lb/director.toml ;;
     lb-agent) set -- /usr/sbin/lb-agent --config /etc/lb/agent.toml ;;
+    # Debian's keepalived.service runs `keepalived --dont-fork $DAEMON_ARGS` and reads
+    # /etc/keepalived/keepalived.conf (each director's own: /etc/netns/HOST/keepalived). The
+    # lab's DAEMON_ARGS: VRRP only (-P, as deploy/ha uses it), its log to stderr and not to
+    # syslog (-l -G: with no syslog daemon, syslog writes to the VM's console, into the result
+    # lines), and pid files of this host's own (the defaults in /run are shared by every host).
+    keepalived)
+      set -- keepalived --dont-fork -P -l -G -p "$UNITS_DIR/keepalived-own.pid" \
+        -r "$UNITS_DIR/keepalived-vrrp.pid"
+      ;;
   esac
   # Descriptors 3 to 9 closed: a daemon must not hold a lab session's fifo open.
   LB_LOG=info "$@" >>"$_u_log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
@@ -73,6 +93,8 @@ unit_ready_marker() {
   case $1 in
     lb-director) echo 'serving gRPC' ;;
     lb-agent) echo 'started' ;;
+    # Type=notify: keepalived tells systemd once its VRRP instance has its first state.
+    keepalived) echo 'Entering [A-Z]* STATE' ;;
   esac
 }
 
@@ -96,6 +118,7 @@ unit_enabled() {
   [ -e "$UNITS_DIR/$1.enabled" ]
 }
 
-# The units a boot starts, in order (a stop goes the other way).
-UNITS_BOOT_ORDER="ssh lb-director lb-agent"
-UNITS_STOP_ORDER="lb-agent lb-director ssh"
+# The units a boot starts, in order (a stop goes the other way): keepalived after lb-director,
+# as deploy/ha/keepalived.service.d orders it.
+UNITS_BOOT_ORDER="ssh lb-director keepalived lb-agent"
+UNITS_STOP_ORDER="lb-agent keepalived lb-director ssh"
