@@ -87,15 +87,9 @@ ecmp_topology() {
 
 ecmp_topology || { fail topology "no gateway between the client and the directors"; exit 1; }
 pair_configs "$HA_DEPLOY/ecmp"
-# A tcp check (a connection to RIP:22) instead of sshd's banner, as steady_health_config does:
-# on a loaded machine sshd under emulation has taken over 3.5 s for its banner, and here a
-# flap changes both tables (and the realserver new flows get) in the middle of a check.
-# And leases of 20 s instead of 6: an agent's heartbeat (every third of it) has come over 10 s
-# late there, and an expired lease is a weight 0 on one director only.
-for lb in llclb1 llclb2; do
-  sed -i -e 's/^type = "ssh"/type = "tcp"/' -e 's/^lease_ttl = "6s"/lease_ttl = "20s"/' \
-    "$HA_CONF/director-$lb.toml"
-done
+# Here a flap would change both tables (and the realserver new flows get) in the middle of a
+# check.
+pair_steady "$HA_CONF/director-llclb1.toml" "$HA_CONF/director-llclb2.toml"
 check configs-valid lb-director --check --config "$HA_CONF/director-llclb1.toml"
 
 # --- helpers --------------------------------------------------------------------------------------

@@ -28,6 +28,15 @@ pair_director_config() {
       -e 's|^fall = 2|fall = 3|'
 }
 
+# pair_steady FILE...: director configs with a tcp check (a connection to RIP:22) instead of
+# sshd's banner, as steady_health_config does, and leases of 20 s instead of 6, for scenarios
+# that need every realserver in both tables throughout: on a loaded machine sshd under
+# emulation has taken over 3.5 s for its banner, and an agent's heartbeat (every third of the
+# lease) has come over 10 s late; either is a weight 0 on one director, whose view then differs.
+pair_steady() {
+  sed -i -e 's/^type = "ssh"/type = "tcp"/' -e 's/^lease_ttl = "6s"/lease_ttl = "20s"/' "$@"
+}
+
 # pair_agent_config DIR RS: DIR's agent.toml (written for llc5) for realserver RS, on stdout.
 pair_agent_config() {
   lab_addresses "$1/agent.toml" |
