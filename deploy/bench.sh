@@ -6,6 +6,7 @@
 #
 #   deploy/bench.sh            1,000 services x 10 destinations, 3 rounds (scenario bench/full)
 #   deploy/bench.sh --small    100 x 10, 1 round (scenario bench)
+#   deploy/bench.sh --growth   100, 1,000 and 10,000 services x 10, 1 round each (bench/growth)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,8 @@ scenario=bench/full
 case ${1:-} in
   "") ;;
   --small) scenario=bench ;;
-  *) echo "usage: deploy/bench.sh [--small]" >&2; exit 2 ;;
+  --growth) scenario=bench/growth ;;
+  *) echo "usage: deploy/bench.sh [--small | --growth]" >&2; exit 2 ;;
 esac
 if [ "$(id -u)" -ne 0 ]; then
   echo "deploy/bench.sh: run as root (the VM lab needs it)" >&2

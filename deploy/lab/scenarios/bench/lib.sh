@@ -98,14 +98,15 @@ bench_director_config() {
 
 # bench_director_start NS DIR: starts lb-director in NS and writes the seconds until its first
 # pass is done to DIR/seconds (the table is complete then; its log says how many operations it
-# applied). Not to be called inside $(...): the director would hold that pipe open.
+# applied); gives up after BENCH_START_SECS (60 unless set). Not to be called inside $(...): the
+# director would hold that pipe open.
 bench_director_start() {
   local ns=$1 dir=$2 start end i
   : >"$dir/log"
   start=$(/usr/sbin/date +%s%N)
   # Its output to the log, not to the $(...) that called this, which would wait for it.
   ip netns exec "$ns" lb-director --config "$dir/director.toml" >>"$dir/log" 2>&1 &
-  for i in $(seq 1 1200); do
+  for i in $(seq 1 $((${BENCH_START_SECS:-60} * 20))); do
     grep -q "first reconcile done" "$dir/log" && break
     [ -n "$(ip netns pids "$ns")" ] || break
     sleep 0.05
