@@ -90,13 +90,14 @@ if [ "$lab" -eq 1 ]; then
   step "release binaries for the lab"
   cargo build --release --locked --workspace --bins
   cargo build --release --locked -p lb-ipvs --features testing --bin ipvs-contract --bin ipvs-bench
+  cargo build --release --locked -p lb-director --features testing --example agent_load
   target=${CARGO_TARGET_DIR:-target}/release
   step "VM lab (real kernel): $(ls deploy/lab/scenarios/*.sh | xargs -n1 basename | sed 's/\.sh$//' | tr '\n' ' ')"
   # 600 s per VM: e2e-ha keeps a director away for a minute, and a shared CI machine runs
   # the emulated CPU slowly; a VM that hangs is still stopped.
   deploy/lab/lab.sh run --timeout 600 \
     --bin "$target/lb-director" --bin "$target/lb-agent" --bin "$target/lbctl" \
-    --bin "$target/ipvs-contract" --bin "$target/ipvs-bench" \
+    --bin "$target/ipvs-contract" --bin "$target/ipvs-bench" --bin "$target/examples/agent_load" \
     $(ls deploy/lab/scenarios/*.sh | xargs -n1 basename | sed 's/\.sh$//')
   step "the lab's own verdicts (a failing, silent or hung scenario must fail the run)"
   deploy/lab/selftest.sh

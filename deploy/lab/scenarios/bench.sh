@@ -14,7 +14,10 @@ source bench/lib.sh
 source bench/keepalived.sh
 # shellcheck source=bench/agent.sh
 source bench/agent.sh
+# shellcheck source=bench/agents.sh
+source bench/agents.sh
 bench_table
 bench_director
 bench_keepalived
 bench_agent
+bench_agents "${BENCH_AGENTS:-50}" "${BENCH_AGENTS_SECONDS:-10}"

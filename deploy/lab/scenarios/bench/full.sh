@@ -10,7 +10,10 @@ source bench/lib.sh
 source bench/keepalived.sh
 # shellcheck source=bench/agent.sh
 source bench/agent.sh
+# shellcheck source=bench/agents.sh
+source bench/agents.sh
 bench_table
 bench_director
 bench_keepalived
 bench_agent
+bench_agents 1000 30
