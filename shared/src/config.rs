@@ -9,7 +9,6 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
 
 /// One bad key: where it is, what it holds, what is wrong and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +57,10 @@ fn list(problems: &[Problem]) -> String {
 
 /// Reads a TOML file and hands its top-level table to `read`, which pulls typed values out of it.
 /// Returns every problem found, or the value `read` built.
-pub fn load<T>(path: &Path, read: impl FnOnce(&Section) -> Option<T>) -> Result<T, ConfigError> {
+pub fn load<T>(
+    path: &Path,
+    read: impl FnOnce(&Section<'_>) -> Option<T>,
+) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
@@ -70,7 +72,7 @@ pub fn load<T>(path: &Path, read: impl FnOnce(&Section) -> Option<T>) -> Result<
 pub fn parse<T>(
     path: &Path,
     text: &str,
-    read: impl FnOnce(&Section) -> Option<T>,
+    read: impl FnOnce(&Section<'_>) -> Option<T>,
 ) -> Result<T, ConfigError> {
     let table: toml::Table = text
         .parse()
@@ -78,11 +80,12 @@ pub fn parse<T>(
             path: path.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
-    let problems = Rc::new(RefCell::new(Vec::new()));
-    let root = Section::new(String::new(), table, problems.clone());
+    let problems = RefCell::new(Vec::new());
+    let root = Section::new(String::new(), &table, &problems);
     let value = read(&root);
     root.finish();
-    let problems = problems.take();
+    drop(root);
+    let problems = problems.into_inner();
     match value {
         Some(value) if problems.is_empty() => Ok(value),
         _ => Err(ConfigError::Invalid {
@@ -94,15 +97,19 @@ pub fn parse<T>(
 
 /// A TOML table being read, with the path that leads to it. Keys that are never read are
 /// reported as unknown when the section is finished (a typo must not be silently ignored).
-pub struct Section {
+///
+/// A section borrows its table from the parsed file, and a sub-section from its parent's:
+/// nothing is copied while a config is read (a restart reads thousands of `[[service]]`s).
+pub struct Section<'a> {
     path: String,
-    table: toml::Table,
-    read: RefCell<BTreeSet<String>>,
-    problems: Rc<RefCell<Vec<Problem>>>,
+    table: &'a toml::Table,
+    /// The keys read so far, borrowed from the table (a key that is absent needs no mark).
+    read: RefCell<BTreeSet<&'a str>>,
+    problems: &'a RefCell<Vec<Problem>>,
 }
 
-impl Section {
-    fn new(path: String, table: toml::Table, problems: Rc<RefCell<Vec<Problem>>>) -> Self {
+impl<'a> Section<'a> {
+    fn new(path: String, table: &'a toml::Table, problems: &'a RefCell<Vec<Problem>>) -> Self {
         Section {
             path,
             table,
@@ -148,9 +155,10 @@ impl Section {
             .map(Vec::len)
     }
 
-    fn get(&self, key: &str) -> Option<&toml::Value> {
-        self.read.borrow_mut().insert(key.to_owned());
-        self.table.get(key)
+    fn get(&self, key: &str) -> Option<&'a toml::Value> {
+        let (key, value) = self.table.get_key_value(key)?;
+        self.read.borrow_mut().insert(key.as_str());
+        Some(value)
     }
 
     /// A string key parsed by `parse`; `None` (with a problem recorded) when missing or bad.
@@ -241,7 +249,6 @@ impl Section {
         if self.table.contains_key(key) {
             self.integer(key, range, None).map(Some)
         } else {
-            self.read.borrow_mut().insert(key.to_owned());
             Some(None)
         }
     }
@@ -259,9 +266,9 @@ impl Section {
     }
 
     /// A sub-table such as `[timeouts]`; `None` when absent (or not a table: a problem).
-    pub fn table(&self, key: &str) -> Option<Section> {
+    pub fn table(&self, key: &str) -> Option<Section<'a>> {
         match self.get(key)? {
-            toml::Value::Table(t) => Some(self.child(self.key_path(key), t.clone())),
+            toml::Value::Table(t) => Some(self.child(self.key_path(key), t)),
             other => {
                 self.problem(key, &other.to_string(), "must be a table");
                 None
@@ -270,7 +277,7 @@ impl Section {
     }
 
     /// An array of tables such as `[[service]]`; empty when absent.
-    pub fn tables(&self, key: &str) -> Vec<Section> {
+    pub fn tables(&self, key: &str) -> Vec<Section<'a>> {
         match self.get(key) {
             None => Vec::new(),
             Some(toml::Value::Array(items)) => items
@@ -279,7 +286,7 @@ impl Section {
                 .filter_map(|(i, item)| {
                     let path = format!("{}[{i}]", self.key_path(key));
                     match item {
-                        toml::Value::Table(t) => Some(self.child(path, t.clone())),
+                        toml::Value::Table(t) => Some(self.child(path, t)),
                         other => {
                             self.problems.borrow_mut().push(Problem {
                                 key: path,
@@ -304,7 +311,7 @@ impl Section {
 
     /// The value of `key` as written, without counting it as read: for keys that exclude each
     /// other, and for checks across the items of a list.
-    pub fn peek(&self, key: &str) -> Option<&toml::Value> {
+    pub fn peek(&self, key: &str) -> Option<&'a toml::Value> {
         self.table.get(key)
     }
 
@@ -324,16 +331,16 @@ impl Section {
         }
     }
 
-    fn child(&self, path: String, table: toml::Table) -> Section {
-        Section::new(path, table, self.problems.clone())
+    fn child(&self, path: String, table: &'a toml::Table) -> Section<'a> {
+        Section::new(path, table, self.problems)
     }
 
     /// Reports keys that were never read. Called on every section when its reader is done
     /// (sub-sections report theirs when dropped).
     fn finish(&self) {
         let read = self.read.borrow();
-        for (key, value) in &self.table {
-            if !read.contains(key) {
+        for (key, value) in self.table {
+            if !read.contains(key.as_str()) {
                 self.problem(
                     &toml_key(key),
                     &value.to_string(),
@@ -358,7 +365,7 @@ fn toml_key(key: &str) -> String {
     }
 }
 
-impl Drop for Section {
+impl Drop for Section<'_> {
     fn drop(&mut self) {
         // The root is finished explicitly by `parse` before its problems are collected.
         if !self.path.is_empty() {
@@ -379,7 +386,7 @@ pub fn system_hostname() -> Result<String, String> {
 
 /// A daemon's `name` key: as written, else the hostname (which must be a usable name).
 pub fn read_name(
-    root: &Section,
+    root: &Section<'_>,
     hostname: impl FnOnce() -> Result<String, String>,
 ) -> Option<String> {
     match root.optional("name", crate::domain::parse_name)? {
@@ -401,7 +408,7 @@ pub fn read_name(
 mod tests {
     use super::*;
 
-    fn problems(text: &str, read: impl FnOnce(&Section) -> Option<()>) -> Vec<String> {
+    fn problems(text: &str, read: impl FnOnce(&Section<'_>) -> Option<()>) -> Vec<String> {
         match parse(Path::new("test.toml"), text, read) {
             Ok(()) => Vec::new(),
             Err(ConfigError::Invalid { problems, .. }) => {

@@ -297,12 +297,12 @@ impl DirectorConfig {
     }
 }
 
-fn read(root: &Section) -> Option<DirectorConfig> {
+fn read(root: &Section<'_>) -> Option<DirectorConfig> {
     read_with(root, config::system_hostname)
 }
 
 fn read_with(
-    root: &Section,
+    root: &Section<'_>,
     hostname: impl FnOnce() -> Result<String, String>,
 ) -> Option<DirectorConfig> {
     let listen = root.optional("listen", |s| {
@@ -448,7 +448,7 @@ fn read_with(
     })
 }
 
-fn read_realserver(s: &Section) -> Option<AllowedRealServer> {
+fn read_realserver(s: &Section<'_>) -> Option<AllowedRealServer> {
     let name = s.required("name", domain::parse_name);
     let address = s.required("address", AddressRange::parse);
     let source = s.optional("source", AddressRange::parse);
@@ -459,7 +459,7 @@ fn read_realserver(s: &Section) -> Option<AllowedRealServer> {
     })
 }
 
-fn read_service(s: &Section) -> Option<ServiceConfig> {
+fn read_service(s: &Section<'_>) -> Option<ServiceConfig> {
     let name = s.required("name", domain::parse_name);
     let matching = read_match(s);
     let scheduler = s.optional("scheduler", parse_scheduler);
@@ -501,7 +501,7 @@ fn read_service(s: &Section) -> Option<ServiceConfig> {
 }
 
 /// `vip`, `port` and `protocol`, or `fwmark` and `vips`: never both, never neither.
-fn read_match(s: &Section) -> Option<ServiceMatch> {
+fn read_match(s: &Section<'_>) -> Option<ServiceMatch> {
     if !s.has("fwmark") {
         let vip = s.required("vip", domain::parse_unicast);
         let port = s.integer::<u16>("port", 1..=65535, None);
@@ -573,7 +573,7 @@ fn read_match(s: &Section) -> Option<ServiceMatch> {
 /// `[[service.realserver]]` entries of one service; `vip` and `port` are the service's (None
 /// when they are themselves wrong, which is reported already).
 fn read_static_realservers(
-    s: &Section,
+    s: &Section<'_>,
     vip: Option<IpAddr>,
     port: Option<u16>,
     checked: CheckedService,
@@ -639,7 +639,7 @@ fn read_static_realservers(
 
 /// A configured realserver is one host: one name for one address in every service that lists
 /// it.
-fn check_static_names(root: &Section, services: &[Option<ServiceConfig>]) {
+fn check_static_names(root: &Section<'_>, services: &[Option<ServiceConfig>]) {
     let mut by_name: BTreeMap<&str, (IpAddr, String)> = BTreeMap::new();
     let mut by_address: BTreeMap<IpAddr, (&str, String)> = BTreeMap::new();
     for (i, service) in services.iter().enumerate() {
@@ -676,7 +676,7 @@ fn check_static_names(root: &Section, services: &[Option<ServiceConfig>]) {
 }
 
 /// Two services with one name, or two on one VIP:port, would fight over the same table entry.
-fn check_unique(root: &Section, services: &[Option<ServiceConfig>]) {
+fn check_unique(root: &Section<'_>, services: &[Option<ServiceConfig>]) {
     let mut names = BTreeMap::new();
     let mut keys = BTreeMap::new();
     for (i, service) in services.iter().enumerate() {
