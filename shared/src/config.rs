@@ -5,10 +5,11 @@
 //! reads typed values out of it, collecting every problem (missing keys, wrong types, values that
 //! fail validation, unknown keys) into one [`ConfigError::Invalid`].
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeSet;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 /// One bad key: where it is, what it holds, what is wrong and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +82,7 @@ pub fn parse<T>(
             message: e.to_string().trim_end().to_owned(),
         })?;
     let problems = RefCell::new(Vec::new());
-    let root = Section::new(String::new(), &table, &problems);
+    let root = Section::new(None, &table, &problems);
     let value = read(&root);
     root.finish();
     drop(root);
@@ -99,19 +100,49 @@ pub fn parse<T>(
 /// reported as unknown when the section is finished (a typo must not be silently ignored).
 ///
 /// A section borrows its table from the parsed file, and a sub-section from its parent's:
-/// nothing is copied while a config is read (a restart reads thousands of `[[service]]`s).
+/// nothing is copied while a config is read (a restart reads thousands of `[[service]]`s), and
+/// a section's path is written out only when a problem or a sub-section of its own needs it.
 pub struct Section<'a> {
-    path: String,
+    /// None for the root.
+    place: Option<Place<'a>>,
+    /// The path that leads here, e.g. `service[1]`, once written.
+    path: OnceCell<Rc<str>>,
     table: &'a toml::Table,
     /// The keys read so far, borrowed from the table (a key that is absent needs no mark).
     read: RefCell<BTreeSet<&'a str>>,
     problems: &'a RefCell<Vec<Problem>>,
 }
 
+/// Where a sub-section is in its parent: `key`, or item `index` of the array `key`.
+struct Place<'a> {
+    parent: Rc<str>,
+    key: &'a str,
+    index: Option<usize>,
+}
+
+impl Place<'_> {
+    fn path(&self) -> String {
+        let mut path = if self.parent.is_empty() {
+            self.key.to_owned()
+        } else {
+            format!("{}.{}", self.parent, self.key)
+        };
+        if let Some(i) = self.index {
+            let _ = write!(path, "[{i}]");
+        }
+        path
+    }
+}
+
 impl<'a> Section<'a> {
-    fn new(path: String, table: &'a toml::Table, problems: &'a RefCell<Vec<Problem>>) -> Self {
+    fn new(
+        place: Option<Place<'a>>,
+        table: &'a toml::Table,
+        problems: &'a RefCell<Vec<Problem>>,
+    ) -> Self {
         Section {
-            path,
+            place,
+            path: OnceCell::new(),
             table,
             read: RefCell::new(BTreeSet::new()),
             problems,
@@ -120,11 +151,21 @@ impl<'a> Section<'a> {
 
     /// The full path of `key` in this section, e.g. `service[1].port`.
     pub fn key_path(&self, key: &str) -> String {
-        if self.path.is_empty() {
+        let path = self.path();
+        if path.is_empty() {
             key.to_owned()
         } else {
-            format!("{}.{key}", self.path)
+            format!("{path}.{key}")
         }
+    }
+
+    /// The path that leads to this section, empty for the root.
+    fn path(&self) -> &Rc<str> {
+        self.path.get_or_init(|| {
+            self.place
+                .as_ref()
+                .map_or_else(|| "".into(), |p| p.path().into())
+        })
     }
 
     /// Records a problem with `key` of this section.
@@ -156,9 +197,14 @@ impl<'a> Section<'a> {
     }
 
     fn get(&self, key: &str) -> Option<&'a toml::Value> {
+        self.entry(key).map(|(_, value)| value)
+    }
+
+    /// `key` as the table holds it, and its value, marking it read.
+    fn entry(&self, key: &str) -> Option<(&'a str, &'a toml::Value)> {
         let (key, value) = self.table.get_key_value(key)?;
         self.read.borrow_mut().insert(key.as_str());
-        Some(value)
+        Some((key.as_str(), value))
     }
 
     /// A string key parsed by `parse`; `None` (with a problem recorded) when missing or bad.
@@ -267,8 +313,9 @@ impl<'a> Section<'a> {
 
     /// A sub-table such as `[timeouts]`; `None` when absent (or not a table: a problem).
     pub fn table(&self, key: &str) -> Option<Section<'a>> {
-        match self.get(key)? {
-            toml::Value::Table(t) => Some(self.child(self.key_path(key), t)),
+        let (key, value) = self.entry(key)?;
+        match value {
+            toml::Value::Table(t) => Some(self.child(key, None, t)),
             other => {
                 self.problem(key, &other.to_string(), "must be a table");
                 None
@@ -278,27 +325,24 @@ impl<'a> Section<'a> {
 
     /// An array of tables such as `[[service]]`; empty when absent.
     pub fn tables(&self, key: &str) -> Vec<Section<'a>> {
-        match self.get(key) {
+        match self.entry(key) {
             None => Vec::new(),
-            Some(toml::Value::Array(items)) => items
+            Some((key, toml::Value::Array(items))) => items
                 .iter()
                 .enumerate()
-                .filter_map(|(i, item)| {
-                    let path = format!("{}[{i}]", self.key_path(key));
-                    match item {
-                        toml::Value::Table(t) => Some(self.child(path, t)),
-                        other => {
-                            self.problems.borrow_mut().push(Problem {
-                                key: path,
-                                value: other.to_string(),
-                                message: format!("must be a table: write [[{key}]]"),
-                            });
-                            None
-                        }
+                .filter_map(|(i, item)| match item {
+                    toml::Value::Table(t) => Some(self.child(key, Some(i), t)),
+                    other => {
+                        self.problems.borrow_mut().push(Problem {
+                            key: format!("{}[{i}]", self.key_path(key)),
+                            value: other.to_string(),
+                            message: format!("must be a table: write [[{key}]]"),
+                        });
+                        None
                     }
                 })
                 .collect(),
-            Some(other) => {
+            Some((key, other)) => {
                 self.problem(
                     key,
                     &other.to_string(),
@@ -331,8 +375,13 @@ impl<'a> Section<'a> {
         }
     }
 
-    fn child(&self, path: String, table: &'a toml::Table) -> Section<'a> {
-        Section::new(path, table, self.problems)
+    fn child(&self, key: &'a str, index: Option<usize>, table: &'a toml::Table) -> Section<'a> {
+        let place = Place {
+            parent: self.path().clone(),
+            key,
+            index,
+        };
+        Section::new(Some(place), table, self.problems)
     }
 
     /// Reports keys that were never read. Called on every section when its reader is done
@@ -368,7 +417,7 @@ fn toml_key(key: &str) -> String {
 impl Drop for Section<'_> {
     fn drop(&mut self) {
         // The root is finished explicitly by `parse` before its problems are collected.
-        if !self.path.is_empty() {
+        if self.place.is_some() {
             self.finish();
         }
     }

@@ -640,30 +640,36 @@ fn read_static_realservers(
 /// A configured realserver is one host: one name for one address in every service that lists
 /// it.
 fn check_static_names(root: &Section<'_>, services: &[Option<ServiceConfig>]) {
-    let mut by_name: BTreeMap<&str, (IpAddr, String)> = BTreeMap::new();
-    let mut by_address: BTreeMap<IpAddr, (&str, String)> = BTreeMap::new();
+    // Where each was first seen, (service, realserver): written out only for a problem.
+    let place = |(i, j): (usize, usize)| format!("service[{i}].realserver[{j}]");
+    let mut by_name: BTreeMap<&str, (IpAddr, (usize, usize))> = BTreeMap::new();
+    let mut by_address: BTreeMap<IpAddr, (&str, (usize, usize))> = BTreeMap::new();
     for (i, service) in services.iter().enumerate() {
         let Some(service) = service else { continue };
         for (j, rs) in service.realservers.iter().enumerate() {
-            let here = format!("service[{i}].realserver[{j}]");
-            if let Some((addr, first)) = by_name.get(rs.name.as_str()) {
-                if *addr != rs.address {
+            let here = (i, j);
+            if let Some(&(addr, first)) = by_name.get(rs.name.as_str()) {
+                if addr != rs.address {
                     root.problem(
-                        &format!("{here}.name"),
+                        &format!("{}.name", place(here)),
                         &format!("{:?}", rs.name),
-                        format!("is {first} at {addr}: one name is one host, give this address another name"),
+                        format!(
+                            "is {} at {addr}: one name is one host, give this address another name",
+                            place(first)
+                        ),
                     );
                 }
             } else {
-                by_name.insert(&rs.name, (rs.address, here.clone()));
+                by_name.insert(&rs.name, (rs.address, here));
             }
-            if let Some((name, first)) = by_address.get(&rs.address) {
-                if *name != rs.name {
+            if let Some(&(name, first)) = by_address.get(&rs.address) {
+                if name != rs.name {
                     root.problem(
-                        &format!("{here}.name"),
+                        &format!("{}.name", place(here)),
                         &format!("{:?}", rs.name),
                         format!(
-                            "{first} names {} {name:?}: use one name for one address",
+                            "{} names {} {name:?}: use one name for one address",
+                            place(first),
                             rs.address
                         ),
                     );
