@@ -6,7 +6,6 @@
 //! fail validation, unknown keys) into one [`ConfigError::Invalid`].
 
 use std::cell::{OnceCell, RefCell};
-use std::collections::BTreeSet;
 use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -108,8 +107,9 @@ pub struct Section<'a> {
     /// The path that leads here, e.g. `service[1]`, once written.
     path: OnceCell<Rc<str>>,
     table: &'a toml::Table,
-    /// The keys read so far, borrowed from the table (a key that is absent needs no mark).
-    read: RefCell<BTreeSet<&'a str>>,
+    /// The keys read so far, borrowed from the table (a key that is absent needs no mark). A
+    /// list: a reader asks for a few keys of each section, a set cost more than the search.
+    read: RefCell<Vec<&'a str>>,
     problems: &'a RefCell<Vec<Problem>>,
 }
 
@@ -144,7 +144,7 @@ impl<'a> Section<'a> {
             place,
             path: OnceCell::new(),
             table,
-            read: RefCell::new(BTreeSet::new()),
+            read: RefCell::new(Vec::new()),
             problems,
         }
     }
@@ -203,7 +203,10 @@ impl<'a> Section<'a> {
     /// `key` as the table holds it, and its value, marking it read.
     fn entry(&self, key: &str) -> Option<(&'a str, &'a toml::Value)> {
         let (key, value) = self.table.get_key_value(key)?;
-        self.read.borrow_mut().insert(key.as_str());
+        let mut read = self.read.borrow_mut();
+        if !read.contains(&key.as_str()) {
+            read.push(key.as_str());
+        }
         Some((key.as_str(), value))
     }
 
@@ -389,7 +392,7 @@ impl<'a> Section<'a> {
     fn finish(&self) {
         let read = self.read.borrow();
         for (key, value) in self.table {
-            if !read.contains(key.as_str()) {
+            if !read.contains(&key.as_str()) {
                 self.problem(
                     &toml_key(key),
                     &value.to_string(),
