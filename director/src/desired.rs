@@ -91,6 +91,10 @@ pub fn is_healthy(health: &HealthMap, service: &ServiceConfig, rs: &RealServer) 
 
 /// Whether the director's probe of `addr:port` in `service` has not said down.
 fn is_up(health: &HealthMap, service: &ServiceConfig, addr: std::net::IpAddr, port: u16) -> bool {
+    if health.is_empty() {
+        // No verdict at all (nothing probed yet, or nothing to probe): no key to make.
+        return true;
+    }
     let key = TargetKey {
         service: service.name.clone(),
         addr: std::net::SocketAddr::new(addr, port),

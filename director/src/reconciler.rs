@@ -373,15 +373,15 @@ impl<I: IpvsBackend, A: AddressBackend> Reconciler<I, A> {
             .store()
             .note(|state| track_retiring(state, &config, wall));
         let state = director.state();
-        let retiring: BTreeSet<_> = state
-            .retiring
+        // What this director reads of the kernel's table: its configured and retiring services,
+        // as a set (a search of the configuration for each service read is quadratic).
+        let owned: BTreeSet<_> = config
+            .services
             .iter()
-            .filter_map(|r| r.service.key())
+            .map(|s| s.key())
+            .chain(state.retiring.iter().filter_map(|r| r.service.key()))
             .collect();
-        let observed = ObservedTable::read(&self.ipvs, |k| {
-            config.service_by_key(k).is_some() || retiring.contains(k)
-        })
-        .await?;
+        let observed = ObservedTable::read(&self.ipvs, |k| owned.contains(k)).await?;
         let health = self.health.borrow_and_update().clone();
         let wanted = {
             let mut leases = director.leases();

@@ -116,7 +116,10 @@ impl AgentConfig {
     }
 }
 
-fn read(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Option<AgentConfig> {
+fn read(
+    root: &Section<'_>,
+    hostname: impl FnOnce() -> Result<String, String>,
+) -> Option<AgentConfig> {
     let directors = read_directors(root);
     let tls = TlsFiles::read_section(root);
     if let Some(directors) = &directors {
@@ -155,7 +158,7 @@ fn read(root: &Section, hostname: impl FnOnce() -> Result<String, String>) -> Op
 }
 
 /// `director = URL` or `directors = [URL, ...]`, exactly one of them.
-fn read_directors(root: &Section) -> Option<Vec<DirectorUrl>> {
+fn read_directors(root: &Section<'_>) -> Option<Vec<DirectorUrl>> {
     let written = root.peek("directors").cloned();
     match (root.peek("director").is_some(), written.is_some()) {
         (true, true) => {
@@ -223,7 +226,7 @@ fn read_directors(root: &Section) -> Option<Vec<DirectorUrl>> {
 /// (found by fuzzing); a day is already more than a rule check or a stop needs.
 const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
-fn positive_duration(root: &Section, key: &str, default_secs: u64) -> Option<Duration> {
+fn positive_duration(root: &Section<'_>, key: &str, default_secs: u64) -> Option<Duration> {
     let parsed = root.optional(key, |text| {
         let d = duration::parse(text)?;
         if d.is_zero() {
@@ -240,7 +243,7 @@ fn positive_duration(root: &Section, key: &str, default_secs: u64) -> Option<Dur
     Some(parsed.unwrap_or(Duration::from_secs(default_secs)))
 }
 
-fn read_services(root: &Section) -> Option<Vec<ServiceConfig>> {
+fn read_services(root: &Section<'_>) -> Option<Vec<ServiceConfig>> {
     let sections = root.tables("service");
     if sections.is_empty() {
         root.problem(

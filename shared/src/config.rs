@@ -5,9 +5,8 @@
 //! reads typed values out of it, collecting every problem (missing keys, wrong types, values that
 //! fail validation, unknown keys) into one [`ConfigError::Invalid`].
 
-use std::cell::RefCell;
-use std::collections::BTreeSet;
-use std::fmt;
+use std::cell::{OnceCell, RefCell};
+use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -58,7 +57,10 @@ fn list(problems: &[Problem]) -> String {
 
 /// Reads a TOML file and hands its top-level table to `read`, which pulls typed values out of it.
 /// Returns every problem found, or the value `read` built.
-pub fn load<T>(path: &Path, read: impl FnOnce(&Section) -> Option<T>) -> Result<T, ConfigError> {
+pub fn load<T>(
+    path: &Path,
+    read: impl FnOnce(&Section<'_>) -> Option<T>,
+) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
@@ -70,7 +72,7 @@ pub fn load<T>(path: &Path, read: impl FnOnce(&Section) -> Option<T>) -> Result<
 pub fn parse<T>(
     path: &Path,
     text: &str,
-    read: impl FnOnce(&Section) -> Option<T>,
+    read: impl FnOnce(&Section<'_>) -> Option<T>,
 ) -> Result<T, ConfigError> {
     let table: toml::Table = text
         .parse()
@@ -78,11 +80,12 @@ pub fn parse<T>(
             path: path.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
-    let problems = Rc::new(RefCell::new(Vec::new()));
-    let root = Section::new(String::new(), table, problems.clone());
+    let problems = RefCell::new(Vec::new());
+    let root = Section::new(None, &table, &problems);
     let value = read(&root);
     root.finish();
-    let problems = problems.take();
+    drop(root);
+    let problems = problems.into_inner();
     match value {
         Some(value) if problems.is_empty() => Ok(value),
         _ => Err(ConfigError::Invalid {
@@ -94,30 +97,75 @@ pub fn parse<T>(
 
 /// A TOML table being read, with the path that leads to it. Keys that are never read are
 /// reported as unknown when the section is finished (a typo must not be silently ignored).
-pub struct Section {
-    path: String,
-    table: toml::Table,
-    read: RefCell<BTreeSet<String>>,
-    problems: Rc<RefCell<Vec<Problem>>>,
+///
+/// A section borrows its table from the parsed file, and a sub-section from its parent's:
+/// nothing is copied while a config is read (a restart reads thousands of `[[service]]`s), and
+/// a section's path is written out only when a problem or a sub-section of its own needs it.
+pub struct Section<'a> {
+    /// None for the root.
+    place: Option<Place<'a>>,
+    /// The path that leads here, e.g. `service[1]`, once written.
+    path: OnceCell<Rc<str>>,
+    table: &'a toml::Table,
+    /// The keys read so far, borrowed from the table (a key that is absent needs no mark). A
+    /// list: a reader asks for a few keys of each section, a set cost more than the search.
+    read: RefCell<Vec<&'a str>>,
+    problems: &'a RefCell<Vec<Problem>>,
 }
 
-impl Section {
-    fn new(path: String, table: toml::Table, problems: Rc<RefCell<Vec<Problem>>>) -> Self {
+/// Where a sub-section is in its parent: `key`, or item `index` of the array `key`.
+struct Place<'a> {
+    parent: Rc<str>,
+    key: &'a str,
+    index: Option<usize>,
+}
+
+impl Place<'_> {
+    fn path(&self) -> String {
+        let mut path = if self.parent.is_empty() {
+            self.key.to_owned()
+        } else {
+            format!("{}.{}", self.parent, self.key)
+        };
+        if let Some(i) = self.index {
+            let _ = write!(path, "[{i}]");
+        }
+        path
+    }
+}
+
+impl<'a> Section<'a> {
+    fn new(
+        place: Option<Place<'a>>,
+        table: &'a toml::Table,
+        problems: &'a RefCell<Vec<Problem>>,
+    ) -> Self {
         Section {
-            path,
+            place,
+            path: OnceCell::new(),
             table,
-            read: RefCell::new(BTreeSet::new()),
+            read: RefCell::new(Vec::new()),
             problems,
         }
     }
 
     /// The full path of `key` in this section, e.g. `service[1].port`.
     pub fn key_path(&self, key: &str) -> String {
-        if self.path.is_empty() {
+        let path = self.path();
+        if path.is_empty() {
             key.to_owned()
         } else {
-            format!("{}.{key}", self.path)
+            format!("{path}.{key}")
         }
+    }
+
+    /// The path that leads to this section, empty for the root.
+    fn path(&self) -> &Rc<str> {
+        self.path.get_or_init(|| {
+            self.place
+                .as_ref()
+                .map_or_else(|| "".into(), |p| p.path().into())
+        })
     }
 
     /// Records a problem with `key` of this section.
@@ -148,9 +196,18 @@ impl Section {
             .map(Vec::len)
     }
 
-    fn get(&self, key: &str) -> Option<&toml::Value> {
-        self.read.borrow_mut().insert(key.to_owned());
-        self.table.get(key)
+    fn get(&self, key: &str) -> Option<&'a toml::Value> {
+        self.entry(key).map(|(_, value)| value)
+    }
+
+    /// `key` as the table holds it, and its value, marking it read.
+    fn entry(&self, key: &str) -> Option<(&'a str, &'a toml::Value)> {
+        let (key, value) = self.table.get_key_value(key)?;
+        let mut read = self.read.borrow_mut();
+        if !read.contains(&key.as_str()) {
+            read.push(key.as_str());
+        }
+        Some((key.as_str(), value))
     }
 
     /// A string key parsed by `parse`; `None` (with a problem recorded) when missing or bad.
@@ -241,7 +298,6 @@ impl Section {
         if self.table.contains_key(key) {
             self.integer(key, range, None).map(Some)
         } else {
-            self.read.borrow_mut().insert(key.to_owned());
             Some(None)
         }
     }
@@ -259,9 +315,10 @@ impl Section {
     }
 
     /// A sub-table such as `[timeouts]`; `None` when absent (or not a table: a problem).
-    pub fn table(&self, key: &str) -> Option<Section> {
-        match self.get(key)? {
-            toml::Value::Table(t) => Some(self.child(self.key_path(key), t.clone())),
+    pub fn table(&self, key: &str) -> Option<Section<'a>> {
+        let (key, value) = self.entry(key)?;
+        match value {
+            toml::Value::Table(t) => Some(self.child(key, None, t)),
             other => {
                 self.problem(key, &other.to_string(), "must be a table");
                 None
@@ -270,28 +327,25 @@ impl Section {
     }
 
     /// An array of tables such as `[[service]]`; empty when absent.
-    pub fn tables(&self, key: &str) -> Vec<Section> {
-        match self.get(key) {
+    pub fn tables(&self, key: &str) -> Vec<Section<'a>> {
+        match self.entry(key) {
             None => Vec::new(),
-            Some(toml::Value::Array(items)) => items
+            Some((key, toml::Value::Array(items))) => items
                 .iter()
                 .enumerate()
-                .filter_map(|(i, item)| {
-                    let path = format!("{}[{i}]", self.key_path(key));
-                    match item {
-                        toml::Value::Table(t) => Some(self.child(path, t.clone())),
-                        other => {
-                            self.problems.borrow_mut().push(Problem {
-                                key: path,
-                                value: other.to_string(),
-                                message: format!("must be a table: write [[{key}]]"),
-                            });
-                            None
-                        }
+                .filter_map(|(i, item)| match item {
+                    toml::Value::Table(t) => Some(self.child(key, Some(i), t)),
+                    other => {
+                        self.problems.borrow_mut().push(Problem {
+                            key: format!("{}[{i}]", self.key_path(key)),
+                            value: other.to_string(),
+                            message: format!("must be a table: write [[{key}]]"),
+                        });
+                        None
                     }
                 })
                 .collect(),
-            Some(other) => {
+            Some((key, other)) => {
                 self.problem(
                     key,
                     &other.to_string(),
@@ -304,7 +358,7 @@ impl Section {
 
     /// The value of `key` as written, without counting it as read: for keys that exclude each
     /// other, and for checks across the items of a list.
-    pub fn peek(&self, key: &str) -> Option<&toml::Value> {
+    pub fn peek(&self, key: &str) -> Option<&'a toml::Value> {
         self.table.get(key)
     }
 
@@ -324,16 +378,21 @@ impl Section {
         }
     }
 
-    fn child(&self, path: String, table: toml::Table) -> Section {
-        Section::new(path, table, self.problems.clone())
+    fn child(&self, key: &'a str, index: Option<usize>, table: &'a toml::Table) -> Section<'a> {
+        let place = Place {
+            parent: self.path().clone(),
+            key,
+            index,
+        };
+        Section::new(Some(place), table, self.problems)
     }
 
     /// Reports keys that were never read. Called on every section when its reader is done
     /// (sub-sections report theirs when dropped).
     fn finish(&self) {
         let read = self.read.borrow();
-        for (key, value) in &self.table {
-            if !read.contains(key) {
+        for (key, value) in self.table {
+            if !read.contains(&key.as_str()) {
                 self.problem(
                     &toml_key(key),
                     &value.to_string(),
@@ -358,10 +417,10 @@ fn toml_key(key: &str) -> String {
     }
 }
 
-impl Drop for Section {
+impl Drop for Section<'_> {
     fn drop(&mut self) {
         // The root is finished explicitly by `parse` before its problems are collected.
-        if !self.path.is_empty() {
+        if self.place.is_some() {
             self.finish();
         }
     }
@@ -379,7 +438,7 @@ pub fn system_hostname() -> Result<String, String> {
 
 /// A daemon's `name` key: as written, else the hostname (which must be a usable name).
 pub fn read_name(
-    root: &Section,
+    root: &Section<'_>,
     hostname: impl FnOnce() -> Result<String, String>,
 ) -> Option<String> {
     match root.optional("name", crate::domain::parse_name)? {
@@ -401,7 +460,7 @@ pub fn read_name(
 mod tests {
     use super::*;
 
-    fn problems(text: &str, read: impl FnOnce(&Section) -> Option<()>) -> Vec<String> {
+    fn problems(text: &str, read: impl FnOnce(&Section<'_>) -> Option<()>) -> Vec<String> {
         match parse(Path::new("test.toml"), text, read) {
             Ok(()) => Vec::new(),
             Err(ConfigError::Invalid { problems, .. }) => {

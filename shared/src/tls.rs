@@ -31,7 +31,7 @@ impl TlsFiles {
     /// Reads `[tls]` from `parent`, if present; every bad key is recorded as a problem. The
     /// files are checked as the director will use them (see [`server_config`]): the agent's
     /// certificate, key and CA must hold together just the same.
-    pub fn read_section(parent: &Section) -> Option<Option<TlsFiles>> {
+    pub fn read_section(parent: &Section<'_>) -> Option<Option<TlsFiles>> {
         let Some(tls) = parent.table("tls") else {
             return Some(None);
         };

@@ -38,7 +38,7 @@ struct Read {
 
 /// Reads every key before giving up on any, as the daemons' readers do: a key left unread
 /// would be reported as unknown.
-fn read(section: &Section, depth: u8) -> Option<Read> {
+fn read(section: &Section<'_>, depth: u8) -> Option<Read> {
     let name = section.optional("name", parse_name);
     let port = section.integer::<u16>("port", 1..=65535, Some(7700));
     let enabled = section.boolean("enabled", false);

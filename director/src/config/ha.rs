@@ -46,7 +46,7 @@ pub(super) enum HaSection {
 pub const ECMP_SCHEDULER: &str = "mh";
 
 /// Reads `[ha]`; None when it has problems (recorded on `root`).
-pub(super) fn read_ha(root: &Section, first_vip: Option<IpAddr>) -> Option<HaSection> {
+pub(super) fn read_ha(root: &Section<'_>, first_vip: Option<IpAddr>) -> Option<HaSection> {
     let Some(ha) = root.table("ha") else {
         // Absent, or not a table (recorded by `table`).
         return root.peek("ha").is_none().then_some(HaSection::Absent);

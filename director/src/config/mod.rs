@@ -297,12 +297,12 @@ impl DirectorConfig {
     }
 }
 
-fn read(root: &Section) -> Option<DirectorConfig> {
+fn read(root: &Section<'_>) -> Option<DirectorConfig> {
     read_with(root, config::system_hostname)
 }
 
 fn read_with(
-    root: &Section,
+    root: &Section<'_>,
     hostname: impl FnOnce() -> Result<String, String>,
 ) -> Option<DirectorConfig> {
     let listen = root.optional("listen", |s| {
@@ -448,7 +448,7 @@ fn read_with(
     })
 }
 
-fn read_realserver(s: &Section) -> Option<AllowedRealServer> {
+fn read_realserver(s: &Section<'_>) -> Option<AllowedRealServer> {
     let name = s.required("name", domain::parse_name);
     let address = s.required("address", AddressRange::parse);
     let source = s.optional("source", AddressRange::parse);
@@ -459,7 +459,7 @@ fn read_realserver(s: &Section) -> Option<AllowedRealServer> {
     })
 }
 
-fn read_service(s: &Section) -> Option<ServiceConfig> {
+fn read_service(s: &Section<'_>) -> Option<ServiceConfig> {
     let name = s.required("name", domain::parse_name);
     let matching = read_match(s);
     let scheduler = s.optional("scheduler", parse_scheduler);
@@ -501,7 +501,7 @@ fn read_service(s: &Section) -> Option<ServiceConfig> {
 }
 
 /// `vip`, `port` and `protocol`, or `fwmark` and `vips`: never both, never neither.
-fn read_match(s: &Section) -> Option<ServiceMatch> {
+fn read_match(s: &Section<'_>) -> Option<ServiceMatch> {
     if !s.has("fwmark") {
         let vip = s.required("vip", domain::parse_unicast);
         let port = s.integer::<u16>("port", 1..=65535, None);
@@ -573,7 +573,7 @@ fn read_match(s: &Section) -> Option<ServiceMatch> {
 /// `[[service.realserver]]` entries of one service; `vip` and `port` are the service's (None
 /// when they are themselves wrong, which is reported already).
 fn read_static_realservers(
-    s: &Section,
+    s: &Section<'_>,
     vip: Option<IpAddr>,
     port: Option<u16>,
     checked: CheckedService,
@@ -602,7 +602,7 @@ fn read_static_realservers(
         let entry = (|| {
             let address = address?;
             Some(StaticRealServer {
-                name: name?.unwrap_or_else(|| address.to_string()),
+                name: name?.unwrap_or_else(|| address_text(address)),
                 address,
                 port: rs_port?,
                 weight: weight?,
@@ -637,33 +637,62 @@ fn read_static_realservers(
     all
 }
 
+/// `addr.to_string()`: the default name of a configured realserver. An IPv4 address is
+/// written out digit by digit: through `Display` it cost more than reading the rest of the
+/// realserver (a restart names thousands of them).
+fn address_text(addr: IpAddr) -> String {
+    let IpAddr::V4(v4) = addr else {
+        return addr.to_string();
+    };
+    let mut text = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
+}
+
 /// A configured realserver is one host: one name for one address in every service that lists
 /// it.
-fn check_static_names(root: &Section, services: &[Option<ServiceConfig>]) {
-    let mut by_name: BTreeMap<&str, (IpAddr, String)> = BTreeMap::new();
-    let mut by_address: BTreeMap<IpAddr, (&str, String)> = BTreeMap::new();
+fn check_static_names(root: &Section<'_>, services: &[Option<ServiceConfig>]) {
+    // Where each was first seen, (service, realserver): written out only for a problem.
+    let place = |(i, j): (usize, usize)| format!("service[{i}].realserver[{j}]");
+    let mut by_name: BTreeMap<&str, (IpAddr, (usize, usize))> = BTreeMap::new();
+    let mut by_address: BTreeMap<IpAddr, (&str, (usize, usize))> = BTreeMap::new();
     for (i, service) in services.iter().enumerate() {
         let Some(service) = service else { continue };
         for (j, rs) in service.realservers.iter().enumerate() {
-            let here = format!("service[{i}].realserver[{j}]");
-            if let Some((addr, first)) = by_name.get(rs.name.as_str()) {
-                if *addr != rs.address {
+            let here = (i, j);
+            if let Some(&(addr, first)) = by_name.get(rs.name.as_str()) {
+                if addr != rs.address {
                     root.problem(
-                        &format!("{here}.name"),
+                        &format!("{}.name", place(here)),
                         &format!("{:?}", rs.name),
-                        format!("is {first} at {addr}: one name is one host, give this address another name"),
+                        format!(
+                            "is {} at {addr}: one name is one host, give this address another name",
+                            place(first)
+                        ),
                     );
                 }
             } else {
-                by_name.insert(&rs.name, (rs.address, here.clone()));
+                by_name.insert(&rs.name, (rs.address, here));
             }
-            if let Some((name, first)) = by_address.get(&rs.address) {
-                if *name != rs.name {
+            if let Some(&(name, first)) = by_address.get(&rs.address) {
+                if name != rs.name {
                     root.problem(
-                        &format!("{here}.name"),
+                        &format!("{}.name", place(here)),
                         &format!("{:?}", rs.name),
                         format!(
-                            "{first} names {} {name:?}: use one name for one address",
+                            "{} names {} {name:?}: use one name for one address",
+                            place(first),
                             rs.address
                         ),
                     );
@@ -676,7 +705,7 @@ fn check_static_names(root: &Section, services: &[Option<ServiceConfig>]) {
 }
 
 /// Two services with one name, or two on one VIP:port, would fight over the same table entry.
-fn check_unique(root: &Section, services: &[Option<ServiceConfig>]) {
+fn check_unique(root: &Section<'_>, services: &[Option<ServiceConfig>]) {
     let mut names = BTreeMap::new();
     let mut keys = BTreeMap::new();
     for (i, service) in services.iter().enumerate() {

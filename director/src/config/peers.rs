@@ -35,7 +35,7 @@ pub const DEFAULT_PEER_STARTUP_WAIT: Duration = Duration::from_secs(3);
 /// Reads `name`, `[[peer]]`, `peer_interval` and `peer_startup_wait`. `tls` is what `[tls]`
 /// read as: `Some(false)` none, `Some(true)` one, None one with problems (still a [tls]).
 pub(super) fn read(
-    root: &Section,
+    root: &Section<'_>,
     hostname: impl FnOnce() -> Result<String, String>,
     tls: bool,
 ) -> Option<Peers> {
@@ -102,7 +102,7 @@ pub(super) fn read(
     })
 }
 
-fn read_peer(section: &Section, tls: bool) -> Option<PeerConfig> {
+fn read_peer(section: &Section<'_>, tls: bool) -> Option<PeerConfig> {
     let name = section.required("name", domain::parse_name);
     let url = section.required("url", |text| {
         let url = DirectorUrl::parse(text)?;

@@ -711,3 +711,21 @@ fn scheduler_flags_are_ipvsadms_names_for_their_scheduler() {
         "{wrong:#?}"
     );
 }
+
+#[test]
+fn a_realservers_default_name_is_its_address_as_display_writes_it() {
+    for o in 0..=255u8 {
+        for v4 in [
+            std::net::Ipv4Addr::new(o, 0, 0, 0),
+            std::net::Ipv4Addr::new(10, o, 0, 11),
+            std::net::Ipv4Addr::new(192, 168, 1, o),
+            std::net::Ipv4Addr::new(o, o, o, o),
+        ] {
+            assert_eq!(address_text(IpAddr::V4(v4)), v4.to_string());
+        }
+    }
+    for v6 in ["fe80::1", "2001:db8::a:0:0:1", "::ffff:10.0.0.1"] {
+        let addr: IpAddr = v6.parse().unwrap();
+        assert_eq!(address_text(addr), addr.to_string());
+    }
+}

@@ -74,7 +74,7 @@ pub enum CheckedService {
 
 /// Reads the optional `[service.check]` of one `[[service]]`, every problem recorded with its key
 /// path. `None` when a problem was found.
-pub fn read_check(service: &Section, checked: CheckedService) -> Option<CheckConfig> {
+pub fn read_check(service: &Section<'_>, checked: CheckedService) -> Option<CheckConfig> {
     let protocol = match checked {
         CheckedService::Port(protocol) => protocol,
         // A mark may cover several ports; the operator names the one to probe.

@@ -1,8 +1,8 @@
 //! What the reconciler tells the health monitor (every destination of a checked service) and
 //! what it says when a whole service is down.
 
-use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
 
 use lb_shared::notify;
 use lb_shared::probe::CheckKind;
@@ -22,6 +22,10 @@ pub fn targets(
     state: &State,
 ) -> Targets {
     let mut targets = Targets::new();
+    // The configured realservers' names by address, made at the first need: the first that
+    // lists an address names it, as `DirectorConfig::static_at` finds it, without a search of
+    // every service for each destination.
+    let mut static_names: Option<BTreeMap<IpAddr, &str>> = None;
     for service in &config.services {
         if service.check.kind == CheckKind::None {
             continue;
@@ -33,7 +37,18 @@ pub fn targets(
             let name = leases
                 .get(&dest.addr)
                 .map(|rs| rs.name.clone())
-                .or_else(|| config.static_at(dest.addr).map(|(_, rs)| rs.name.clone()))
+                .or_else(|| {
+                    static_names
+                        .get_or_insert_with(|| {
+                            let mut names = BTreeMap::new();
+                            for (_, rs) in config.static_realservers() {
+                                names.entry(rs.address).or_insert(rs.name.as_str());
+                            }
+                            names
+                        })
+                        .get(&dest.addr)
+                        .map(|name| (*name).to_owned())
+                })
                 .or_else(|| state.realservers.get(&dest.addr).cloned())
                 .unwrap_or_else(|| dest.addr.to_string());
             targets.insert(
