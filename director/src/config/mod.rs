@@ -263,11 +263,6 @@ impl DirectorConfig {
         self.services.iter().find(|s| s.name == name)
     }
 
-    /// The configured service with this kernel key.
-    pub fn service_by_key(&self, key: &ServiceKey) -> Option<&ServiceConfig> {
-        self.services.iter().find(|s| s.key() == *key)
-    }
-
     /// Every configured realserver, with the service it belongs to.
     pub fn static_realservers(&self) -> impl Iterator<Item = (&ServiceConfig, &StaticRealServer)> {
         self.services

@@ -112,12 +112,15 @@ pub fn table_rows(
         .iter()
         .filter_map(|r| Some((r.service.key()?, r.service.name.as_str())))
         .collect();
+    // One map for the scrape: a search of the config per service is quadratic in services.
+    let by_key: BTreeMap<ServiceKey, &ServiceConfig> =
+        config.services.iter().map(|s| (s.key(), s)).collect();
     let mut keys: Vec<&ServiceKey> = snapshot.observed.services.keys().collect();
     keys.extend(snapshot.desired.services.keys());
     keys.sort();
     keys.dedup();
     for key in keys {
-        let configured = config.service_by_key(key);
+        let configured = by_key.get(key).copied();
         let Some(name) = configured
             .map(|s| s.name.as_str())
             .or_else(|| retiring.get(key).copied())
