@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use lb_proto as pb;
 
-use crate::config::ServiceConfig;
+use crate::config::{DirectorConfig, ServiceConfig};
 use crate::director::Director;
 use crate::grpc::proto_protocol;
 use crate::health::{HealthMap, HealthStatus, TargetKey};
@@ -248,6 +248,29 @@ fn kernel_rows(
         row.inact_conn = entry.inactive_conns;
     }
     rows.into_values().collect()
+}
+
+/// Who is at each realserver address, for labels and probe targets: a lease's name, else a
+/// configured realserver's (the first service that lists it names it), else the name
+/// remembered from an earlier registration. Built once, so that a lookup per destination
+/// stays linear in a large table.
+pub fn realserver_names<'a>(
+    config: &'a DirectorConfig,
+    leases: impl IntoIterator<Item = &'a RealServer>,
+    state: &'a State,
+) -> BTreeMap<IpAddr, &'a str> {
+    let mut names: BTreeMap<IpAddr, &str> = state
+        .realservers
+        .iter()
+        .map(|(addr, name)| (*addr, name.as_str()))
+        .collect();
+    let mut configured = BTreeMap::new();
+    for (_, rs) in config.static_realservers() {
+        configured.entry(rs.address).or_insert(rs.name.as_str());
+    }
+    names.extend(configured);
+    names.extend(leases.into_iter().map(|rs| (rs.address, rs.name.as_str())));
+    names
 }
 
 /// ActiveConn and InActConn of a realserver summed over the director's services, as the last

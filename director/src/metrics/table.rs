@@ -21,7 +21,7 @@ use crate::director::{Director, LeaseView};
 use crate::reconciler::Snapshot;
 use crate::registry::LeaseState;
 use crate::state::State;
-use crate::view::down;
+use crate::view::{down, realserver_names};
 
 pub type Labels = Vec<(&'static str, String)>;
 
@@ -85,23 +85,7 @@ pub fn table_rows(
     state: &State,
 ) -> TableRows {
     let mut rows = TableRows::default();
-    // Looked up once per destination: a scrape of a large table stays linear.
-    let mut names: BTreeMap<IpAddr, &str> = state
-        .realservers
-        .iter()
-        .map(|(addr, name)| (*addr, name.as_str()))
-        .collect();
-    names.extend(
-        leases
-            .realservers
-            .iter()
-            .map(|rs| (rs.address, rs.name.as_str())),
-    );
-    names.extend(
-        config
-            .static_realservers()
-            .map(|(_, rs)| (rs.address, rs.name.as_str())),
-    );
+    let names = realserver_names(config, &leases.realservers, state);
     let name_of = |addr: &IpAddr| -> String {
         names
             .get(addr)

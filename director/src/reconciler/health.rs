@@ -1,8 +1,8 @@
 //! What the reconciler tells the health monitor (every destination of a checked service) and
 //! what it says when a whole service is down.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
 
 use lb_shared::notify;
 use lb_shared::probe::CheckKind;
@@ -13,6 +13,7 @@ use crate::health::{HealthMap, Target, TargetKey, Targets};
 use crate::registry::Registry;
 use crate::state::State;
 use crate::table::DesiredTable;
+use crate::view::realserver_names;
 
 /// One target per destination of every configured service whose check probes something.
 pub fn targets(
@@ -22,10 +23,14 @@ pub fn targets(
     state: &State,
 ) -> Targets {
     let mut targets = Targets::new();
-    // The configured realservers' names by address, made at the first need: the first that
-    // lists an address names it, as `DirectorConfig::static_at` finds it, without a search of
-    // every service for each destination.
-    let mut static_names: Option<BTreeMap<IpAddr, &str>> = None;
+    if config
+        .services
+        .iter()
+        .all(|s| s.check.kind == CheckKind::None)
+    {
+        return targets;
+    }
+    let names = realserver_names(config, leases.iter(), state);
     for service in &config.services {
         if service.check.kind == CheckKind::None {
             continue;
@@ -34,23 +39,9 @@ pub fn targets(
             continue;
         };
         for dest in want.destinations.values() {
-            let name = leases
+            let name = names
                 .get(&dest.addr)
-                .map(|rs| rs.name.clone())
-                .or_else(|| {
-                    static_names
-                        .get_or_insert_with(|| {
-                            let mut names = BTreeMap::new();
-                            for (_, rs) in config.static_realservers() {
-                                names.entry(rs.address).or_insert(rs.name.as_str());
-                            }
-                            names
-                        })
-                        .get(&dest.addr)
-                        .map(|name| (*name).to_owned())
-                })
-                .or_else(|| state.realservers.get(&dest.addr).cloned())
-                .unwrap_or_else(|| dest.addr.to_string());
+                .map_or_else(|| dest.addr.to_string(), |n| (*n).to_owned());
             targets.insert(
                 TargetKey {
                     service: service.name.clone(),
